@@ -1,0 +1,146 @@
+"""Build what a config describes: datamodule, model, callbacks, trainer; run them.
+
+These are the steps of the flows in :mod:`serotiny_core.runner`, kept apart
+so each flow stays a short, readable function.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+from serotiny_core.errors import ConfigError, DataError, SerotinyError
+from serotiny_core.guards import FirstBatchRecorder
+from serotiny_core.hydra_app import RunContext
+from serotiny_core.job import Job
+from serotiny_core.legacy import translate_trainer
+from serotiny_core.plugins import one_line
+from serotiny_core.targets import TargetResolver
+
+log = logging.getLogger("serotiny")
+DEFAULT_TRAINER = "pytorch_lightning.Trainer"
+REQUIRED_GROUPS = ("data", "model", "trainer")
+
+
+def prepare(cfg: DictConfig, context: RunContext, model: DictConfig | None = None) -> None:
+    """Check the config and resolve every ``_target_`` before any data is read."""
+    for group in REQUIRED_GROUPS:
+        node = model if group == "model" and model is not None else cfg.get(group)
+        if not isinstance(node, DictConfig) or not node:
+            raise ConfigError(f"the config has no {group!r} section",
+                              hint=f"add '{group}: <option>' to the defaults of {context.mode}.yaml "
+                                   f"or pass {group}=<option>")
+    with open_dict(cfg):
+        cfg.trainer.setdefault("_target_", DEFAULT_TRAINER)
+    translate_trainer(cfg.trainer)
+    resolver = TargetResolver(context.plugins, strict=context.strict,
+                              allow=tuple(context.project.allow_targets))
+    resolver.resolve(cfg)
+    if model is not None:
+        resolver.resolve(model)
+
+
+def seed(cfg: DictConfig) -> None:
+    if cfg.get("seed") is not None:
+        from pytorch_lightning import seed_everything
+
+        seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+
+def instantiate(node: Any, **kwargs: Any) -> Any:
+    """Hydra's instantiate with plain containers (lists, dicts) as arguments."""
+    from hydra.utils import instantiate as hydra_instantiate
+
+    return hydra_instantiate(node, _convert_="all", **kwargs)
+
+
+def _callbacks(node: Any) -> list[Any]:
+    """``trainer.callbacks``: a list of specs (an empty file means none)."""
+    if node is None:
+        return []
+    if isinstance(node, DictConfig):  # a mapping of name -> spec, as in lightning-hydra-template
+        node = ListConfig([spec for spec in node.values() if spec is not None])
+    return [instantiate(spec) for spec in node if spec is not None]
+
+
+def _ensure_last_checkpoint(callbacks: list[Any], folder: Path) -> None:
+    """Every train run keeps ``last.ckpt`` in its output folder, so it can resume."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    found = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
+    if not found:
+        callbacks.append(ModelCheckpoint(dirpath=folder, save_last=True, save_top_k=0))
+        return
+    for checkpoint in found:
+        checkpoint.dirpath = checkpoint.dirpath or str(folder)
+        checkpoint.save_last = checkpoint.save_last or True
+
+
+def trainer(cfg: DictConfig, job: Job, loggers: list[Any], checkpointing: bool,
+            extra: list[Any] | None = None) -> Any:
+    """The Trainer of ``cfg.trainer`` with its callbacks, our loggers and output folder."""
+    node = OmegaConf.masked_copy(cfg.trainer, [k for k in cfg.trainer if k not in ("callbacks", "logger")])
+    callbacks = _callbacks(cfg.trainer.get("callbacks"))
+    if checkpointing and node.get("enable_checkpointing", True) is not False:
+        _ensure_last_checkpoint(callbacks, job.output_dir / "checkpoints")
+    callbacks += [FirstBatchRecorder(), *(extra or [])]
+    node.setdefault("default_root_dir", str(job.output_dir))
+    return instantiate(node, callbacks=callbacks, logger=loggers or False)
+
+
+def _check_checkpoint(ckpt_path: Any) -> None:
+    if ckpt_path and not Path(str(ckpt_path)).is_file():
+        raise ConfigError(f"ckpt_path {ckpt_path!r} does not exist",
+                          hint="pass the path of a .ckpt file, or an MLflow run with mlflow.run_name=")
+
+
+def _explain(error: Exception, trainer: Any, model: Any, ckpt_path: Any) -> SerotinyError | None:
+    """A one-line cause for the failures users make most: wrong checkpoint, wrong shapes."""
+    text = str(error)
+    if ckpt_path and ("state_dict" in text or "hyper_parameters" in text):
+        return ConfigError(f"checkpoint {ckpt_path} does not fit {type(model).__name__}: "
+                           f"{text.strip().splitlines()[0]}",
+                           hint="use a checkpoint written by this model class and config")
+    recorder = next((cb for cb in trainer.callbacks if isinstance(cb, FirstBatchRecorder)), None)
+    if recorder is not None and recorder.shapes is not None and trainer.global_step == 0:
+        return DataError(f"{type(model).__name__} failed on the first batch ({recorder.shapes}): "
+                         f"{one_line(error)}",
+                         hint="check that the loaders' output sizes match the model's input sizes")
+    return None
+
+
+def _call(method: Any, trainer: Any, model: Any, datamodule: Any, ckpt_path: Any) -> Any:
+    _check_checkpoint(ckpt_path)
+    try:
+        return method(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SerotinyError:
+        raise
+    except Exception as error:
+        explained = _explain(error, trainer, model, ckpt_path)
+        if explained is None:
+            raise
+        raise explained from error
+
+
+def fit(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any) -> None:
+    _call(trainer.fit, trainer, model, datamodule, ckpt_path)
+
+
+def evaluate(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any) -> None:
+    _call(trainer.test, trainer, model, datamodule, ckpt_path)
+
+
+def predict(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any) -> None:
+    _call(lambda m, **kw: trainer.predict(m, return_predictions=False, **kw),
+          trainer, model, datamodule, ckpt_path)
+
+
+def best_or_last(trainer: Any) -> str | None:
+    """The best checkpoint when a monitor chose one, else the last; None without checkpoints."""
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is None:
+        return None
+    return checkpoint.best_model_path or checkpoint.last_model_path or None

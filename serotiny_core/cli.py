@@ -1,0 +1,130 @@
+"""The ``serotiny`` command line.
+
+``train``, ``test`` and ``predict`` hand their arguments to Hydra's own
+parser, so every Hydra flag works. The other commands are plain argparse.
+Errors a user can cause print one line and exit 2 (usage, config) or 1
+(run time); ``--debug`` or ``HYDRA_FULL_ERROR=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from serotiny_core import __version__
+from serotiny_core.errors import SerotinyError
+
+RUN_COMMANDS = {
+    "train": "compose train.yaml, fit, and test when test_after_fit is true",
+    "test": "test a checkpoint (ckpt_path=... or an MLflow run)",
+    "predict": "predict with a checkpoint and write predictions as parquet",
+}
+DEBUG_HINT = "run with --debug for the traceback"
+
+
+def _pop_flag(argv: list[str], flag: str) -> bool:
+    found = flag in argv
+    while flag in argv:
+        argv.remove(flag)
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; run commands are listed here but parsed by Hydra."""
+    parser = argparse.ArgumentParser(
+        prog="serotiny",
+        description="Plugin-based ML projects: Hydra configs, Lightning training, MLflow tracking.",
+        epilog="Add --debug to any command to see tracebacks.")
+    parser.add_argument("--version", action="version", version=f"serotiny {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, text in RUN_COMMANDS.items():
+        commands.add_parser(name, help=f"{text}; takes Hydra overrides and flags",
+                            add_help=False)
+    listing = commands.add_parser("list-components", help="every registered component")
+    listing.add_argument("--kind", help="only this kind (model, datamodule, loader, callback, ...)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    show = commands.add_parser("show-component", help="signature, docstring and YAML skeleton")
+    show.add_argument("name", help="a registered name or alias, or a dotted import path")
+    init = commands.add_parser("init", help="scaffold a new project")
+    init.add_argument("name", help="the project folder and package name")
+    init.add_argument("--description", default="a serotiny project")
+    return parser
+
+
+def _list_components(args: argparse.Namespace) -> int:
+    from serotiny_core.listing import list_components
+    from serotiny_core.plugins import get_plugins
+
+    return list_components(get_plugins(), kind=args.kind, as_json=args.json)
+
+
+def _show_component(args: argparse.Namespace) -> int:
+    from serotiny_core.listing import show_component
+    from serotiny_core.plugins import get_plugins
+
+    return show_component(get_plugins(), args.name)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from serotiny_core.scaffold import init_project
+
+    return init_project(args.name, description=args.description)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list-components": _list_components,
+    "show-component": _show_component,
+    "init": _init,
+}
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in RUN_COMMANDS:
+        from serotiny_core.hydra_app import run_command
+
+        strict = _pop_flag(argv, "--strict")
+        return run_command(argv[0], argv[1:], strict=strict)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return HANDLERS[args.command](args)
+
+
+def report(error: BaseException, debug: bool) -> int:
+    """Print ``error`` as one line (or a traceback under --debug); return the exit code."""
+    if debug:
+        import traceback
+
+        traceback.print_exception(error)
+    if isinstance(error, SerotinyError):
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    from serotiny_core.plugins import one_line
+
+    print(f"error: {one_line(error)} ({DEBUG_HINT})", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``serotiny`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _pop_flag(args, "--debug") or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    if debug:
+        os.environ["SEROTINY_DEBUG"] = "1"
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every error reaches the user as one line
+        from serotiny_core.hydra_errors import translate
+
+        return report(translate(error), debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Callbacks that turn the first failures of a fit into clear messages."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pytorch_lightning import Callback
+
+
+def describe_batch(batch: Any) -> str:
+    """``x: [64, 100] float32, y: [64, 1] float32``: what a model was fed."""
+    if isinstance(batch, Mapping):
+        return ", ".join(f"{key}: {describe_batch(value)}" for key, value in batch.items())
+    if isinstance(batch, (list, tuple)):
+        return "(" + ", ".join(describe_batch(item) for item in batch) + ")"
+    shape = getattr(batch, "shape", None)
+    if shape is not None:
+        return f"{list(shape)} {str(getattr(batch, 'dtype', '')).replace('torch.', '')}".strip()
+    return type(batch).__name__
+
+
+class FirstBatchRecorder(Callback):
+    """Remembers the shapes of the batches seen before the first optimizer step.
+
+    When the model fails on its very first batch (a shape mismatch between
+    data and model, most often), the runner names each batch key's shape
+    beside the model's error instead of a deep traceback.
+    """
+
+    def __init__(self) -> None:
+        self.shapes: str | None = None
+
+    def _record(self, trainer: Any, batch: Any) -> None:
+        if trainer.global_step == 0:
+            self.shapes = describe_batch(batch)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self._record(trainer, batch)
+
+    def on_validation_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int,
+                                  dataloader_idx: int = 0) -> None:
+        self._record(trainer, batch)

@@ -1,0 +1,178 @@
+"""Discover serotiny plugins through entry points, one at a time.
+
+pluggy's ``load_setuptools_entrypoints`` stops at the first plugin that
+fails to import; here each entry point is loaded and each hook called in
+isolation, so a broken plugin is recorded (name, distribution, version, the
+error's first line) and skipped while the rest keep working.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from typing import Any, Callable
+
+import pluggy
+
+from serotiny_core import hookspecs
+from serotiny_core.component import Component
+
+DISABLE_ENV = "SEROTINY_DISABLE_PLUGINS"
+# The distribution that ships the built-in components: its config folder
+# goes last on the search path so that every other plugin can override it.
+BUILTIN_DISTRIBUTION = "serotiny"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where a plugin came from."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str = ""
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that could not be loaded, or whose hook raised."""
+
+    name: str
+    distribution: str
+    version: str
+    error: str
+    module: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"plugin": self.name, "distribution": self.distribution,
+                "version": self.version, "error": self.error}
+
+
+@dataclass
+class Plugins:
+    """The loaded plugins, what they declared, and what failed."""
+
+    manager: pluggy.PluginManager
+    loaded: list[PluginInfo] = field(default_factory=list)
+    broken: list[BrokenPlugin] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    components: list[Component] = field(default_factory=list)
+    config_dirs: list[tuple[PluginInfo, str]] = field(default_factory=list)
+
+    def broken_providing(self, target: str) -> BrokenPlugin | None:
+        """The broken plugin whose top-level package ``target`` lives in, if any."""
+        top = target.split(".")[0]
+        return next((b for b in self.broken if b.module.split(".")[0] == top), None)
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an error, prefixed with its type: enough to act on."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def disabled_names() -> set[str]:
+    """Plugin names blocked by ``SEROTINY_DISABLE_PLUGINS=a,b``."""
+    raw = os.environ.get(DISABLE_ENV, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    """Entry points of the group, in a stable order (by plugin name)."""
+    found = metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP)
+    return sorted(found, key=lambda ep: (ep.name, ep.value))
+
+
+def _info(ep: metadata.EntryPoint) -> PluginInfo:
+    dist = getattr(ep, "dist", None)
+    module = ep.value.split(":")[0].strip()
+    if dist is None:
+        return PluginInfo(ep.name, "", "", module)
+    return PluginInfo(ep.name, dist.metadata["Name"] or "", dist.version or "", module)
+
+
+def _call_hook(plugins: Plugins, info: PluginInfo, hook: str) -> list[Any] | None:
+    """Call one plugin's implementation of ``hook``; record it as broken if it raises."""
+    caller = getattr(plugins.manager.hook, hook)
+    impls = [i for i in caller.get_hookimpls() if i.plugin_name == info.name]
+    results: list[Any] = []
+    try:
+        for impl in impls:
+            results.extend(impl.function() or [])
+    except Exception as error:  # a plugin's bug must not break serotiny
+        _mark_broken(plugins, info, f"{hook}() raised {one_line(error)}")
+        return None
+    return results
+
+
+def _mark_broken(plugins: Plugins, info: PluginInfo, error: str) -> None:
+    plugins.broken.append(BrokenPlugin(info.name, info.distribution, info.version, error, info.module))
+    if plugins.manager.has_plugin(info.name):
+        plugins.manager.unregister(name=info.name)
+    plugins.loaded = [p for p in plugins.loaded if p.name != info.name]
+
+
+def _register(plugins: Plugins, ep: metadata.EntryPoint, info: PluginInfo) -> None:
+    try:
+        module = ep.load()
+        plugins.manager.register(module, name=ep.name)
+    except Exception as error:
+        _mark_broken(plugins, info, f"cannot load {ep.value!r}: {one_line(error)}")
+        return
+    plugins.loaded.append(info)
+
+
+def _collect(plugins: Plugins, info: PluginInfo) -> None:
+    """Ask one plugin for its components and config dirs, all or nothing."""
+    declared = _call_hook(plugins, info, "serotiny_components")
+    dirs = _call_hook(plugins, info, "serotiny_config_dirs") if declared is not None else None
+    if declared is None or dirs is None:
+        return
+    try:
+        components = [Component.coerce(item) for item in declared]
+    except (TypeError, ValueError) as error:
+        _mark_broken(plugins, info, f"serotiny_components() returned {one_line(error)}")
+        return
+    for component in components:
+        plugins.components.append(Component(
+            kind=component.kind, name=component.name, target=component.target,
+            aliases=component.aliases, description=component.description,
+            plugin=info.name, distribution=info.distribution, version=info.version))
+    plugins.config_dirs.extend((info, str(d)) for d in dirs)
+
+
+def discover(entry_points: Callable[[], list[metadata.EntryPoint]] = _entry_points) -> Plugins:
+    """Load every ``serotiny.plugins`` entry point, isolating failures."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    plugins = Plugins(manager=manager)
+    blocked = disabled_names()
+    for ep in entry_points():
+        info = _info(ep)
+        if ep.name in blocked:
+            manager.set_blocked(ep.name)
+            plugins.disabled.append(ep.name)
+        elif manager.has_plugin(ep.name) or manager.is_blocked(ep.name):
+            plugins.broken.append(BrokenPlugin(
+                info.name, info.distribution, info.version,
+                f"another distribution already registers a plugin named {ep.name!r}", info.module))
+        else:
+            _register(plugins, ep, info)
+    for info in list(plugins.loaded):
+        _collect(plugins, info)
+    return plugins
+
+
+@lru_cache(maxsize=1)
+def get_plugins() -> Plugins:
+    """The plugins of this process, discovered once."""
+    return discover()
+
+
+def ordered_config_dirs(plugins: Plugins) -> list[tuple[str, str]]:
+    """(plugin name, config source) in search-path order: plugins by name, the built-ins last."""
+    ranked = sorted(plugins.config_dirs,
+                    key=lambda pair: (pair[0].distribution == BUILTIN_DISTRIBUTION, pair[0].name))
+    return [(info.name, path) for info, path in ranked]

@@ -1,0 +1,34 @@
+"""OmegaConf resolvers serotiny configs may use.
+
+``${project_root:}`` is the project's root folder and ``${project_name:}`` its name, so packaged configs can
+say "inside the project" (``sqlite:///${project_root:}/mlflow.db``). The root
+travels in an environment variable so that processes Hydra launchers and
+Lightning start for other jobs and ranks resolve it the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+ROOT_ENV = "SEROTINY_PROJECT_ROOT"
+
+
+def set_project_root(root: Path) -> None:
+    """Make ``${project_root:}`` resolve to ``root`` here and in child processes."""
+    os.environ[ROOT_ENV] = str(root)
+
+
+def project_root() -> str:
+    return os.environ.get(ROOT_ENV) or os.getcwd()
+
+
+def project_name() -> str:
+    """The project folder's name: the default MLflow experiment."""
+    return Path(project_root()).name
+
+
+OmegaConf.register_new_resolver("project_root", project_root, replace=True)
+OmegaConf.register_new_resolver("project_name", project_name, replace=True)

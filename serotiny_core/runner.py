@@ -1,0 +1,96 @@
+"""The train, test and predict flows, each readable top to bottom.
+
+Every ``_target_`` is resolved and every constructor's arguments checked
+before any data is read (see :mod:`serotiny_core.targets`); then the
+datamodule, model, callbacks and trainer are built and run, inside one
+MLflow run when tracking is on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from serotiny_core import assembly
+from serotiny_core.hydra_app import RunContext
+from serotiny_core.job import Job
+from serotiny_core.session import Session
+
+log = logging.getLogger("serotiny")
+
+
+@dataclass
+class RunResult:
+    """What a job hands back: to Hydra's sweepers and to the multirun summary."""
+
+    mode: str
+    job: int
+    overrides: tuple[str, ...]
+    metric: str | None
+    objective: float | None
+    run_id: str | None
+    output_dir: Path
+
+
+def train(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
+    assembly.prepare(cfg, context)
+    assembly.seed(cfg)
+    datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(cfg.model)
+    with Session.start(cfg, context, job) as session:
+        ckpt_path = cfg.get("ckpt_path") or session.resume_checkpoint(cfg)
+        if session.finished_already:
+            return _result(cfg, context, job, session, None)
+        trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=True)
+        session.watch(trainer)
+        assembly.fit(trainer, model, datamodule, ckpt_path)
+        if cfg.get("test_after_fit", False):
+            trainer.test(model, datamodule=datamodule, ckpt_path=assembly.best_or_last(trainer))
+    return _result(cfg, context, job, session, trainer)
+
+
+def test(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
+    with Session.start(cfg, context, job) as session:
+        model_cfg, ckpt_path = session.model_and_checkpoint(cfg)
+        assembly.prepare(cfg, context, model=model_cfg)
+        datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(model_cfg)
+        trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False)
+        assembly.evaluate(trainer, model, datamodule, ckpt_path)
+    return _result(cfg, context, job, session, trainer)
+
+
+def predict(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
+    from serotiny_core.predictions import PredictionWriter
+
+    with Session.start(cfg, context, job) as session:
+        model_cfg, ckpt_path = session.model_and_checkpoint(cfg)
+        assembly.prepare(cfg, context, model=model_cfg)
+        datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(model_cfg)
+        writer = PredictionWriter(job.output_dir / "predictions")
+        trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False, extra=[writer])
+        assembly.predict(trainer, model, datamodule, ckpt_path)
+        for path in writer.written:
+            session.log_artifact(path, "predictions")
+            log.info("predictions written to %s", path)
+    return _result(cfg, context, job, session, trainer)
+
+
+FLOWS = {"train": train, "test": test, "predict": predict}
+
+
+def _result(cfg: DictConfig, context: RunContext, job: Job, session: Session,
+            trainer: Any) -> RunResult:
+    metric = cfg.get("optimized_metric") or ("val_loss" if context.mode == "train" else None)
+    value = None
+    if trainer is not None and metric and metric in trainer.callback_metrics:
+        value = float(trainer.callback_metrics[metric])
+    return RunResult(context.mode, job.num, job.overrides, metric, value, session.run_id,
+                     job.output_dir)
+
+
+def run(cfg: DictConfig, context: RunContext) -> RunResult:
+    """Run one Hydra job of ``context.mode``."""
+    return FLOWS[context.mode](cfg, context, Job.current())

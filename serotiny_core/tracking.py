@@ -1,0 +1,308 @@
+"""MLflow tracking for one command: open (or reopen) a run, log, close it.
+
+The run's lifecycle is ours, not the Lightning logger's: a finished fit is
+FINISHED, an exception FAILED (with the error as a tag), Ctrl-C or SIGTERM
+KILLED. Only global rank 0 talks to MLflow. A server that goes away during
+training never stops the training: what could not be logged is collected
+and named in one warning at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import MLFlowLogger
+
+from serotiny_core import __version__
+from serotiny_core.errors import ConfigError, TrackingError
+from serotiny_core.plugins import one_line
+
+log = logging.getLogger("serotiny")
+
+MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a param value
+MAX_KEY_LENGTH = 250
+CHECKPOINT_CHOICES = ("last", "best", "all", False)
+REACH_TIMEOUT_S = 10
+# MLflow retries an unreachable server for minutes by default; a few short
+# tries keep a dead server from stalling a training loop.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+@dataclass
+class TrackingSettings:
+    """The ``mlflow`` config group, validated."""
+
+    tracking_uri: str
+    experiment_name: str
+    run_name: str | None = None
+    run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    artifact_location: str | None = None
+    log_checkpoints: str | bool = "last"
+
+    @classmethod
+    def from_config(cls, node: Any, default_experiment: str) -> "TrackingSettings | None":
+        """None when ``tracking_uri`` is null: tracking is off."""
+        values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else {}
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known - {"autolog"})
+        if unknown:
+            raise ConfigError(f"mlflow: unknown key {unknown[0]!r}",
+                              hint=f"valid keys: {', '.join(sorted(known))}")
+        if not values.get("tracking_uri"):
+            return None
+        if values.get("log_checkpoints", "last") not in CHECKPOINT_CHOICES:
+            raise ConfigError(f"mlflow.log_checkpoints: {values['log_checkpoints']!r} is not one of "
+                              "last, best, all, false")
+        values.pop("autolog", None)
+        values["experiment_name"] = values.get("experiment_name") or default_experiment
+        values["tags"] = {str(k): str(v) for k, v in (values.get("tags") or {}).items()}
+        return cls(**values)
+
+
+def check_reachable(uri: str) -> None:
+    """Fail in seconds, naming the URI, when an HTTP tracking server does not answer."""
+    if uri.startswith("file:"):
+        raise ConfigError(f"mlflow.tracking_uri {uri!r}: MLflow 3.13+ refuses file: stores",
+                          hint="use sqlite:///path/to/mlflow.db or an http:// server")
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REACH_TIMEOUT_S):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingError(f"cannot reach the MLflow tracking server at {uri}: {reason}",
+                            hint="start it, fix mlflow.tracking_uri, or turn tracking off "
+                                 "with mlflow.tracking_uri=null") from None
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"model": {"latent_dim": 4}}`` -> ``{"model/latent_dim": "4"}``, cut under MLflow's limits."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, name))
+            continue
+        text = str(value)
+        if len(text) > MAX_PARAM_LENGTH:
+            text = text[: MAX_PARAM_LENGTH - 3] + "..."
+        flat[name[:MAX_KEY_LENGTH]] = text
+    return flat
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger bound to a run we manage; logging never raises.
+
+    Subclassing MLFlowLogger keeps callbacks that look for it (to upload
+    artifacts) working. Hyperparameters are logged by :class:`Tracker` from
+    the composed config, and the run's status is set by it, not here.
+    """
+
+    def __init__(self, tracker: "Tracker") -> None:
+        super().__init__(tracking_uri=tracker.settings.tracking_uri, run_id=tracker.run_id,
+                         experiment_name=tracker.settings.experiment_name)
+        self._tracker = tracker
+
+    def log_hyperparams(self, params: Any) -> None:
+        """The composed config is logged instead (see Tracker.log_config)."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._tracker.guard(f"metrics at step {step}", super().log_metrics, metrics, step)
+
+    def finalize(self, status: str = "success") -> None:
+        """The Tracker ends the run."""
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        """Checkpoints are uploaded by the Tracker when the command ends."""
+
+
+class Tracker:
+    """One MLflow run: opened or reopened at start, ended exactly once."""
+
+    def __init__(self, settings: TrackingSettings) -> None:
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        check_reachable(settings.tracking_uri)
+        from mlflow.tracking import MlflowClient
+
+        self.settings = settings
+        self.client = MlflowClient(settings.tracking_uri)
+        self.run_id: str | None = None
+        self.resumed = False
+        self.previous_tags: dict[str, str] = {}
+        self.not_logged: list[str] = []
+
+    def guard(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run an MLflow call; on failure remember ``what`` and carry on."""
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:  # a tracking failure must not kill training
+            self.not_logged.append(f"{what} ({type(error).__name__})")
+            return None
+
+    def experiment_id(self) -> str:
+        name = self.settings.experiment_name
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = self.settings.artifact_location
+        if location and "://" not in location:
+            location = Path(location).resolve().as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def find_run(self, experiment_id: str) -> Any | None:
+        """The run named by run_id, or the newest run of that run_name in the experiment."""
+        if self.settings.run_id:
+            try:
+                return self.client.get_run(self.settings.run_id)
+            except Exception as error:
+                raise ConfigError(f"mlflow.run_id {self.settings.run_id!r}: {one_line(error)}",
+                                  hint="pass the id of an existing run") from None
+        if not self.settings.run_name or not experiment_id:
+            return None
+        quoted = self.settings.run_name.replace("'", "\\'")
+        found = self.client.search_runs([experiment_id], f"tags.`mlflow.runName` = '{quoted}'",
+                                        order_by=["attributes.start_time DESC"], max_results=1)
+        return found[0] if found else None
+
+    def open(self, tags: Mapping[str, str], reopen: bool = True) -> None:
+        """Reopen the run of this name (resume) or start a new one."""
+        experiment_id = self.experiment_id()
+        existing = self.find_run(experiment_id) if reopen else None
+        all_tags = {**tags, **self.settings.tags}
+        if existing is not None:
+            self._reopen(existing)
+        else:
+            if self.settings.run_name:
+                all_tags["mlflow.runName"] = self.settings.run_name
+            self.run_id = self.client.create_run(experiment_id, tags=all_tags,
+                                                 run_name=self.settings.run_name).info.run_id
+        for key, value in all_tags.items():
+            self.guard(f"tag {key}", self.client.set_tag, self.run_id, key, value)
+
+    def open_existing(self) -> Any:
+        """The run ``test``/``predict`` refer to; an error when there is none."""
+        experiment = self.client.get_experiment_by_name(self.settings.experiment_name)
+        run = self.find_run(experiment.experiment_id if experiment else "")
+        if run is None:
+            raise ConfigError(
+                f"no MLflow run named {self.settings.run_name!r} in experiment "
+                f"{self.settings.experiment_name!r} at {self.settings.tracking_uri}",
+                hint="pass ckpt_path=..., or mlflow.run_name= / mlflow.run_id= of a train run")
+        self._reopen(run)
+        return run
+
+    def _reopen(self, run: Any) -> None:
+        self.run_id, self.resumed = run.info.run_id, True
+        self.previous_tags = dict(run.data.tags)
+        self.client.update_run(self.run_id, status="RUNNING")
+
+    def log_config(self, cfg: DictConfig, artifact_name: str) -> None:
+        """Params from the flattened config; the config itself as an artifact."""
+        container = OmegaConf.to_container(cfg, resolve=True)
+        params = flatten(container)
+        if self.resumed:  # MLflow params are immutable: keep the first run's values
+            logged = self.client.get_run(self.run_id).data.params
+            params = {k: v for k, v in params.items() if k not in logged}
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.guard("params", self.client.log_batch, self.run_id, params=items[start:start + 100])
+        self.guard(f"config/{artifact_name}", self.client.log_text, self.run_id,
+                   OmegaConf.to_yaml(cfg, resolve=True), f"config/{artifact_name}")
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+        import time
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.guard("metrics", self.client.log_batch, self.run_id, metrics=items)
+
+    def log_artifact(self, path: Path, folder: str) -> None:
+        self.guard(f"{folder}/{path.name}", self.client.log_artifact, self.run_id, str(path), folder)
+
+    def upload_as(self, path: Path, folder: str, name: str) -> None:
+        """Upload ``path`` as ``folder/name`` (a hard link, not a copy, where it can)."""
+        import shutil
+        import tempfile
+
+        if path.name == name:
+            self.log_artifact(path, folder)
+            return
+        with tempfile.TemporaryDirectory(dir=path.parent) as staging:
+            target = Path(staging) / name
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copyfile(path, target)
+            self.log_artifact(target, folder)
+
+    def download(self, artifact: str, destination: Path) -> Path | None:
+        """An artifact of the run on local disk, or None when the run has no such artifact."""
+        destination.mkdir(parents=True, exist_ok=True)
+        try:
+            from mlflow.artifacts import download_artifacts
+
+            local = download_artifacts(run_id=self.run_id, artifact_path=artifact,
+                                       dst_path=str(destination),
+                                       tracking_uri=self.settings.tracking_uri)
+        except Exception:
+            return None
+        return Path(local)
+
+    def logger(self) -> RunLogger:
+        return RunLogger(self)
+
+    def end(self, status: str, error: BaseException | None = None) -> None:
+        """Mark the run FINISHED, FAILED or KILLED; name what could not be logged."""
+        if error is not None:
+            self.guard("error tag", self.client.set_tag, self.run_id, "serotiny.error",
+                       f"{type(error).__name__}: {error}"[:5000])
+        self.guard("run status", self.client.set_terminated, self.run_id, status)
+        if self.not_logged:
+            more = " ..." if len(self.not_logged) > 10 else ""
+            log.warning("MLflow at %s did not record: %s%s; checkpoints and outputs are on local disk",
+                        self.settings.tracking_uri, "; ".join(self.not_logged[:10]), more)
+
+
+def run_tags(command: list[str], plugins: Any, project_root: Path, output_dir: Path) -> dict[str, str]:
+    """Where a run came from: serotiny and plugin versions, the command, the git commit."""
+    tags = {"serotiny.version": __version__, "serotiny.command": " ".join(["serotiny", *command]),
+            "serotiny.output_dir": str(output_dir)}
+    for info in plugins.loaded:
+        tags[f"serotiny.plugin.{info.name}"] = f"{info.distribution}=={info.version}"
+    commit = git_commit(project_root)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def git_commit(root: Path) -> str | None:
+    """The project's HEAD commit, read from .git without running git."""
+    head = root / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref_file = root / ".git" / ref[5:]
+            if ref_file.is_file():
+                return ref_file.read_text().strip()
+            packed = (root / ".git" / "packed-refs").read_text().splitlines()
+            return next((line.split()[0] for line in packed if line.endswith(ref[5:])), None)
+        return ref or None
+    except OSError:
+        return None
