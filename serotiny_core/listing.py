@@ -77,13 +77,6 @@ def list_components(plugins: Plugins, kind: str | None = None, as_json: bool = F
     return 0
 
 
-def import_target(path: str) -> Any:
-    """Import ``pkg.mod.Attr`` (or ``pkg.mod:Attr``) the way Hydra does."""
-    from hydra.utils import get_object
-
-    return get_object(path.replace(":", "."))
-
-
 def _first_paragraph(obj: Any) -> str:
     doc = inspect.getdoc(obj) or ""
     return doc.split("\n\n", 1)[0].strip()
@@ -124,7 +117,9 @@ def show_component(plugins: Plugins, name: str) -> int:
                           hint=f"did you mean {', '.join(close)}?" if close else
                           "see 'serotiny list-components'")
     try:
-        obj = import_target(target)
+        from serotiny_core.targets import import_object
+
+        obj = import_object(target)
     except Exception as error:
         raise ConfigError(f"cannot import {target!r}: {error}") from error
     shown = component.name if component else target

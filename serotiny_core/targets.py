@@ -10,19 +10,43 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import inspect
 from typing import Any, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from serotiny_core.errors import ConfigError
-from serotiny_core.plugins import Plugins
+from serotiny_core.plugins import Plugins, one_line
 from serotiny_core.registry import Registry
 
 RESERVED_KEYS = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
 STRICT_ALLOWED = ("torch.nn.*", "torch.optim.*", "pytorch_lightning.callbacks.*",
                   "pytorch_lightning.Trainer")
 LIST_HINT = "see 'serotiny list-components'"
+
+
+def import_object(path: str) -> Any:
+    """Import ``pkg.mod.Attr`` (or ``pkg.mod:Attr``): the longest importable module, then attributes.
+
+    A module that exists but fails inside (its own missing dependency, a
+    syntax error) raises that error, not a misleading 'no such module'.
+    """
+    parts = path.replace(":", ".").split(".")
+    for split in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and (module_name == error.name or module_name.startswith(error.name + ".")):
+                continue
+            raise
+        for attribute in parts[split:]:
+            if not hasattr(obj, attribute):
+                raise ImportError(f"no module or attribute {'.'.join(parts[:parts.index(attribute) + 1])!r}")
+            obj = getattr(obj, attribute)
+        return obj
+    raise ImportError(f"no module named {parts[0]!r}")
 
 
 def target_nodes(node: Any, path: str = "") -> Iterator[tuple[str, DictConfig]]:
@@ -72,11 +96,16 @@ class TargetResolver:
         return target
 
     def _import(self, path: str, value: str, target: str) -> Any:
-        from hydra.utils import get_object
-
         try:
-            return get_object(target)
+            return import_object(target)
         except Exception as error:
+            component = self.registry.find(value)
+            if component is not None:
+                raise ConfigError(
+                    f"{path}._target_: {value!r} is registered by plugin {component.plugin!r} "
+                    f"({component.distribution}=={component.version}) as {target!r}, which fails to "
+                    f"import: {one_line(error)}",
+                    hint=f"reinstall or fix {component.distribution or component.plugin}") from None
             raise ConfigError(f"{path}._target_: {self._why_unknown(value, target, error)}",
                               hint=self._suggestion(value)) from None
 
@@ -87,8 +116,7 @@ class TargetResolver:
                     f"which failed to load: {broken.error}")
         if "." not in target:
             return f"unknown target {value!r}: no component has that name"
-        cause = (error.__cause__ or error)
-        return f"cannot import {value!r}: {str(cause).splitlines()[0] if str(cause) else type(cause).__name__}"
+        return f"cannot import {value!r}: {one_line(error)}"
 
     def _suggestion(self, value: str) -> str:
         close = self.registry.suggest(value)

@@ -170,14 +170,26 @@ def test_unserialisable_partial_is_kept_as_is() -> None:
 # ----------------------------------------------------------------------------- BasicModel
 
 
+BASIC_SPEC_YAML = """
+_target_: serotiny_plugins.models.basic.BasicModel
+_recursive_: false
+network:
+  _target_: torch.nn.Linear
+  in_features: 4
+  out_features: 1
+optimizer:
+  _partial_: true
+  _target_: torch.optim.Adam
+  lr: 5e-2
+"""
+
+
 def test_basic_regression_trains_and_round_trips_from_spec(tmp_path: Path) -> None:
-    """A network given as a Hydra spec is saved, so the plain load rebuilds it."""
+    """With ``_recursive_: false`` the network arrives as a spec, is saved, and the plain load rebuilds it."""
     x = torch.randn(N_ROWS, 4)
     y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.05 * torch.randn(N_ROWS)  # [B] labels for a [B, 1] output
-    model = BasicModel(
-        network={"_target_": "torch.nn.Linear", "in_features": 4, "out_features": 1},
-        optimizer=functools.partial(torch.optim.Adam, lr=5e-2),
-    )
+    model = instantiate(OmegaConf.create(BASIC_SPEC_YAML))
+    assert model.hparams.network == {"_target_": "torch.nn.Linear", "in_features": 4, "out_features": 1}
     trainer, history = fit(model, tmp_path, x=x, y=y)
 
     assert history.train_loss[-1] < history.train_loss[0]
