@@ -41,10 +41,10 @@ def import_object(path: str) -> Any:
             if error.name and (module_name == error.name or module_name.startswith(error.name + ".")):
                 continue
             raise
-        for attribute in parts[split:]:
-            if not hasattr(obj, attribute):
-                raise ImportError(f"no module or attribute {'.'.join(parts[:parts.index(attribute) + 1])!r}")
-            obj = getattr(obj, attribute)
+        for position in range(split, len(parts)):
+            if not hasattr(obj, parts[position]):
+                raise ImportError(f"cannot import {'.'.join(parts[:position + 1])!r}")
+            obj = getattr(obj, parts[position])
         return obj
     raise ImportError(f"no module named {parts[0]!r}")
 

@@ -100,7 +100,7 @@ class LogReconstructions(pl.Callback):
     def _save(self, figure: Figure, trainer: pl.Trainer) -> Path:
         path = Path(trainer.default_root_dir) / "reconstructions" / f"epoch={trainer.current_epoch:03d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path)
+        figure.savefig(path, bbox_inches="tight")
         return path
 
 
@@ -139,14 +139,16 @@ def _latent_scatter(mu: torch.Tensor) -> Figure:
 
 
 def _image_pairs(x: torch.Tensor, x_hat: torch.Tensor) -> Figure:
-    """Inputs on the top row, their reconstructions below."""
+    """Inputs on the top row, their reconstructions below, each pair on the input's grey scale."""
     figure = Figure(figsize=(1.5 * len(x), 3.2))
     axes = figure.subplots(2, len(x), squeeze=False)
-    for row, (images, title) in enumerate(((x, "input"), (x_hat, "reconstruction"))):
-        axes[row, 0].set_title(title, loc="left", fontsize=8)
-        for ax, image in zip(axes[row], images):
-            ax.imshow(_plane(image), cmap="gray")
-            ax.set_axis_off()
+    for column, (image, reconstruction) in enumerate(zip(x, x_hat)):
+        original = _plane(image)
+        for row, plane in enumerate((original, _plane(reconstruction))):
+            axes[row, column].imshow(plane, cmap="gray", vmin=original.min(), vmax=original.max())
+            axes[row, column].set_axis_off()
+    axes[0, 0].set_title("input", loc="left", fontsize=8)
+    axes[1, 0].set_title("reconstruction", loc="left", fontsize=8)
     return figure
 
 

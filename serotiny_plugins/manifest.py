@@ -90,9 +90,13 @@ def read_manifest(path: Path, split_column: str | None, split_map: Mapping[str, 
     """
     namer = split_namer(split_map)
     column = split_column or DEFAULT_SPLIT_COLUMN
-    wanted = None if columns is None else list(dict.fromkeys([*columns, column]))
+    files = _files(path)
+    wanted = None
+    if columns is not None:
+        check_columns(columns, manifest_columns(path), "columns", str(path))
+        wanted = list(dict.fromkeys([*columns, column]))
     if path.is_dir():
-        frame = _read_folder(path, column, namer, just_inference, wanted)
+        frame = _read_folder(path, files, column, namer, just_inference, wanted)
     else:
         frame = _read_file(path, wanted)
     if frame.empty:
@@ -123,10 +127,9 @@ def _split_rows(values: pd.Series, namer: Callable[[Any], str | None], where: st
     return rows
 
 
-def _read_folder(folder: Path, column: str, namer: Callable[[Any], str | None],
+def _read_folder(folder: Path, files: list[Path], column: str, namer: Callable[[Any], str | None],
                  just_inference: bool, wanted: list[str] | None) -> pd.DataFrame:
     """Concatenate a folder's files (train, val, test order); the file names become the split column."""
-    files = _files(folder)
     if just_inference:
         named = {file.name: file for file in files}
     else:
@@ -161,18 +164,14 @@ def _files(path: Path) -> list[Path]:
         raise DataError(f"manifest {path} does not exist",
                         hint="set data.path to a CSV or parquet file, or a folder of them")
     if not path.is_dir():
-        _check_suffix(path)
+        if path.suffix.lower() not in SUFFIXES:
+            raise DataError(f"manifest {path} is not a CSV or parquet file",
+                            hint="manifests must end in .csv or .parquet")
         return [path]
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
     if not files:
         raise DataError(f"manifest folder {path} holds no .csv or .parquet files")
     return files
-
-
-def _check_suffix(path: Path) -> None:
-    if path.suffix.lower() not in SUFFIXES:
-        raise DataError(f"manifest {path} is not a CSV or parquet file",
-                        hint="manifests must end in .csv or .parquet")
 
 
 def _header(file: Path) -> list[str]:
@@ -190,7 +189,6 @@ def _header(file: Path) -> list[str]:
 
 def _read_file(file: Path, wanted: list[str] | None) -> pd.DataFrame:
     """One CSV or parquet file; only ``wanted`` columns (those it has) when given."""
-    _check_suffix(file)
     header = _header(file)
     columns = None if wanted is None else [c for c in header if c in set(wanted)]
     try:

@@ -100,6 +100,21 @@ def test_model_without_encode_warns_once_and_training_goes_on(tmp_path: Path) ->
     assert not (tmp_path / "reconstructions").exists()
 
 
+class BrokenReconstruction(ImageVAE):
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("no picture today")
+
+
+def test_plotting_failure_only_warns(tmp_path: Path) -> None:
+    model = BrokenReconstruction(
+        latent_dim=2, in_channels=1, hidden_channels=[4], max_pool_layers=[], input_dims=[4, 4]
+    )
+    with pytest.warns(UserWarning, match="skipped epoch 1: RuntimeError"):
+        train(model, LogReconstructions(), tmp_path, x=torch.rand(32, 1, 4, 4))
+
+    assert figures(tmp_path) == []
+
+
 def test_figure_is_uploaded_to_mlflow(tmp_path: Path) -> None:
     logger = MLFlowLogger(
         experiment_name="reconstructions",

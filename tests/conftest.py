@@ -1,0 +1,76 @@
+"""Shared fixtures: the real CLI in a subprocess, temp projects, temp plugins.
+
+Plugins are made real: a module plus a ``.dist-info`` folder whose
+``entry_points.txt`` names it, on a temp ``PYTHONPATH`` — exactly what pip
+leaves behind, so discovery goes through ``importlib.metadata`` for real.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SEROTINY = str(Path(sys.executable).parent / "serotiny")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> Result:
+    """Run ``serotiny ARGS`` in ``cwd`` and capture everything it prints."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run([SEROTINY, *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def make_plugin(site: Path, dist: str, version: str, entry_name: str, module: str,
+                code: str, files: dict[str, str] | None = None) -> None:
+    """Write a plugin distribution into ``site``: its package and its dist-info."""
+    package_dir = site / module.split(".")[0]
+    package_dir.mkdir(parents=True, exist_ok=True)
+    (package_dir / "__init__.py").touch()
+    (site / (module.replace(".", "/") + ".py")).write_text(textwrap.dedent(code))
+    for relative, text in (files or {}).items():
+        path = package_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[serotiny.plugins]\n{entry_name} = {module}\n")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    path = tmp_path / "site"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def site_env(site: Path) -> dict[str, str]:
+    return {"PYTHONPATH": str(site)}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project written by ``serotiny init``."""
+    result = run_cli("init", "proj", cwd=tmp_path)
+    assert result.code == 0, result.text
+    return tmp_path / "proj"
