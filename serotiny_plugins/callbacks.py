@@ -36,6 +36,11 @@ class LogReconstructions(pl.Callback):
         self._logged_epoch: int | None = None
         self._warned = False
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Forget the previous run's epochs, so one instance can serve several fits."""
+        self._samples.clear()
+        self._logged_epoch = None
+
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:

@@ -114,10 +114,10 @@ class LoadColumns:
     def __init__(self, columns: Sequence[str] | None = None, startswith: str | None = None,
                  endswith: str | None = None, contains: str | None = None, regex: str | None = None,
                  excludes: Sequence[str] | None = None, dtype: str = "float32") -> None:
-        self.columns = None if columns is None else [str(c) for c in _as_list(columns)]
+        self.columns = None if columns is None else [str(c) for c in as_list(columns)]
         self.startswith, self.endswith, self.contains = startswith, endswith, contains
         self.regex = regex
-        self.excludes = [str(c) for c in _as_list(excludes or [])]
+        self.excludes = [str(c) for c in as_list(excludes or [])]
         self.dtype = numpy_dtype(dtype)
         try:
             self._pattern = re.compile(regex) if regex is not None else None
@@ -243,6 +243,6 @@ class LoadClass:
         return encoded
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     """A list from a list, tuple or OmegaConf ListConfig; a lone string is one item."""
     return [value] if isinstance(value, str) else list(value)

@@ -1,0 +1,180 @@
+"""Builders for the project layouts the tests train: seed-verbatim, cookiecutter-shaped."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SEED_MODEL = """\
+_target_: serotiny.models.TabularVAE
+x_dim: 100
+latent_dim: 16
+hidden_layers: [32, 32, 32]
+x_label: "x"
+optimizer:
+  _partial_: true
+  _target_: torch.optim.Adam
+  lr: 1e-3
+"""
+
+SEED_DATA = """\
+_target_: serotiny.datamodules.ManifestDatamodule
+
+path: /path/to/a/csv/file.csv
+batch_size: 64
+num_workers: 1
+loaders:
+  x:
+    _target_: serotiny.io.dataframe.loaders.LoadColumns
+    startswith: feature_
+
+split_column: "split"
+"""
+
+SEED_CALLBACKS = """\
+- _target_: pytorch_lightning.callbacks.EarlyStopping
+  monitor: val_loss
+  patience: 5
+  min_delta: 0.1
+
+- _target_: a_tiny_project.callbacks.YourCustomCallback
+  param1: "a"
+  param2: "b"
+  more_params: [1,2,3]
+"""
+
+CUSTOM_CALLBACK = '''\
+import json
+from pathlib import Path
+
+from pytorch_lightning import Callback
+
+
+class YourCustomCallback(Callback):
+    def __init__(self, param1, param2, more_params):
+        self.params = {"param1": param1, "param2": param2, "more_params": list(more_params)}
+
+    def on_fit_end(self, trainer, pl_module):
+        Path(trainer.default_root_dir, "custom_callback.json").write_text(json.dumps(self.params))
+'''
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def manifest(path: Path, rows: int = 240, features: int = 100, seed: int = 0,
+             splits: tuple[str, ...] = ("train", "valid", "test")) -> Path:
+    """Features from 2 hidden factors, a split column with serotiny's spellings, ids."""
+    rng = np.random.default_rng(seed)
+    factors = rng.normal(size=(rows, 2))
+    x = np.tanh(factors @ rng.normal(size=(2, features))) + 0.05 * rng.normal(size=(rows, features))
+    frame = pd.DataFrame(x.astype("float32"), columns=[f"feature_{i}" for i in range(features)])
+    frame.insert(0, "split", [splits[i % len(splits)] for i in range(rows)])
+    frame.insert(0, "CellId", [f"cell{i}" for i in range(rows)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def seed_project(root: Path) -> Path:
+    """The seed's layout (.serotiny + package/config), its YAML examples verbatim."""
+    config = root / "a_tiny_project" / "config"
+    write(root / ".serotiny", "a_tiny_project\n")
+    write(root / "setup.py", "from setuptools import setup\nsetup(name='a_tiny_project')\n")
+    write(root / "MANIFEST.in", "recursive-include a_tiny_project/config *.yaml\n")
+    write(root / "a_tiny_project" / "__init__.py", "")
+    write(root / "a_tiny_project" / "callbacks.py", CUSTOM_CALLBACK)
+    write(config / "model" / "tabular_vae.yaml", SEED_MODEL)
+    write(config / "data" / "cells.yaml", SEED_DATA)
+    write(config / "trainer" / "callbacks" / "default.yaml", SEED_CALLBACKS)
+    write(config / "trainer" / "default.yaml",
+          "_target_: pytorch_lightning.Trainer\naccelerator: cpu\nmax_epochs: 2\n"
+          "enable_progress_bar: false\n")
+    write(config / "mlflow" / "default.yaml", f"""\
+        tracking_uri: sqlite:///{root}/mlflow.db
+        experiment_name: tiny
+        run_name: ${{hydra:runtime.choices.model}}-latent${{model.latent_dim}}
+        """)
+    for mode in ("train", "test", "predict"):
+        write(config / f"{mode}.yaml", """\
+            defaults:
+              - data: cells
+              - model: tabular_vae
+              - trainer: default
+              - trainer/callbacks: default
+              - mlflow: default
+              - _self_
+            """)
+    manifest(root / "data" / "cells.csv")
+    return root
+
+
+def cookiecutter_project(root: Path) -> Path:
+    """A project as the serotiny cookiecutter writes it, inheriting serotiny's defaults tree."""
+    config = root / "my_project" / "config"
+    write(root / ".serotiny", "my_project")
+    write(root / "my_project" / "__init__.py", "")
+    for mode in ("train", "test", "predict"):
+        write(config / f"{mode}.yaml", f"""\
+            defaults:
+              - defaults/{mode}@_here_
+              - model: default
+              - data: default
+              - mlflow: default
+              - trainer: default
+              - hydra@hydra
+              - _self_
+            """)
+    write(config / "trainer" / "default.yaml", """\
+        defaults:
+          - /defaults/trainer/default@_here_ #inherit serotiny's trainer config
+          - callbacks: default
+
+        _target_: pytorch_lightning.Trainer
+        max_epochs: 2
+        gpus: 0
+        enable_checkpointing: True
+        enable_progress_bar: false
+        """)
+    write(config / "trainer" / "callbacks" / "default.yaml", "")
+    write(config / "mlflow" / "default.yaml", """\
+        defaults:
+          - /defaults/mlflow/default@_here_ #inherit serotiny's mlflow config
+
+        #tracking_uri:
+        #experiment_name:
+        #run_name:
+        """)
+    write(config / "data" / "default.yaml", """\
+        _target_: serotiny.datamodules.ManifestDatamodule
+        path: ${project_root:}/manifest.parquet
+        batch_size: 32
+        num_workers: 0
+        loaders:
+          x:
+            _target_: serotiny.io.dataframe.loaders.LoadColumns
+            startswith: feature_
+        split_column: split
+        """)
+    write(config / "model" / "default.yaml", """\
+        _target_: serotiny.models.TabularVAE
+        x_dim: 20
+        latent_dim: 2
+        hidden_layers: [16]
+        x_label: x
+        optimizer:
+          _partial_: true
+          _target_: torch.optim.Adam
+          lr: 1e-2
+        """)
+    manifest(root / "manifest.parquet", features=20, splits=("Training", "Validation", "TEST"))
+    return root

@@ -1,0 +1,168 @@
+"""Projects end to end: the real CLI in a subprocess, on temp projects and real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import make_plugin, run_cli
+from projects import cookiecutter_project, seed_project, write
+
+PLUGIN_WITH_CONFIG = '''
+from serotiny_core import hookimpl
+
+@hookimpl
+def serotiny_components():
+    return []
+
+@hookimpl
+def serotiny_config_dirs():
+    return ["pkg://vaeplug.config"]
+'''
+
+PLUGIN_MODEL = """\
+_target_: TabularVAE
+x_dim: 16
+latent_dim: 3
+hidden_layers: [8]
+x_label: x
+"""
+
+
+def runs(db: Path, experiment: str) -> list:
+    client = MlflowClient(f"sqlite:///{db}")
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no experiment {experiment!r}"
+    return client.search_runs([found.experiment_id])
+
+
+def test_init_then_train_tracks_to_sqlite(project):
+    result = run_cli("train", "trainer.max_epochs=2", cwd=project)
+    assert result.code == 0, result.text
+    [run] = runs(project / "mlflow.db", "proj")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model/latent_dim"] == "2"
+    assert run.data.params["trainer/max_epochs"] == "2"
+    assert "val_loss" in run.data.metrics and "train_loss" in run.data.metrics
+    assert run.data.tags["serotiny.plugin.serotiny"].startswith("serotiny==")
+    assert run.data.tags["serotiny.command"].startswith("serotiny train")
+    artifacts = {a.path for a in MlflowClient(f"sqlite:///{project}/mlflow.db").list_artifacts(run.info.run_id, "checkpoints")}
+    assert "checkpoints/last.ckpt" in artifacts and "checkpoints/best.ckpt" in artifacts
+    outputs = list((project / "outputs" / "train").glob("*/*/checkpoints/last.ckpt"))
+    assert len(outputs) == 1
+
+
+def test_seed_project_trains_verbatim(tmp_path):
+    root = seed_project(tmp_path / "a_tiny_project")
+    result = run_cli("train", f"data.path={root}/data/cells.csv", cwd=root)
+    assert result.code == 0, result.text
+    [run] = runs(root / "mlflow.db", "tiny")
+    assert run.info.run_name == "tabular_vae-latent16"
+    assert run.info.status == "FINISHED"
+    [written] = list((root / "outputs" / "train").glob("*/*/custom_callback.json"))
+    assert json.loads(written.read_text()) == {"param1": "a", "param2": "b", "more_params": [1, 2, 3]}
+
+
+def test_cookiecutter_project_with_lightning1_keys_and_empty_callbacks(tmp_path):
+    root = cookiecutter_project(tmp_path / "my_project")
+    result = run_cli("train", cwd=root)
+    assert result.code == 0, result.text
+    assert result.text.count("Lightning 1.x keys") == 1
+    assert "gpus" in result.text
+    [run] = runs(root / "mlflow.db", "my_project")
+    assert run.info.status == "FINISHED"
+
+
+def test_config_group_from_a_plugin_and_project_precedence(project, site, site_env):
+    make_plugin(site, "serotiny-vaeplug", "0.1", "vaeplug", "vaeplug.plugin", PLUGIN_WITH_CONFIG,
+                files={"config/model/plugin_vae.yaml": PLUGIN_MODEL, "config/__init__.py": ""})
+    shown = run_cli("train", "model=plugin_vae", "--cfg", "job", cwd=project, env=site_env)
+    assert shown.code == 0, shown.text
+    assert "latent_dim: 3" in shown.out
+    write(project / "proj" / "config" / "model" / "plugin_vae.yaml", PLUGIN_MODEL.replace("latent_dim: 3", "latent_dim: 5"))
+    shown = run_cli("train", "model=plugin_vae", "--cfg", "job", cwd=project, env=site_env)
+    assert "latent_dim: 5" in shown.out
+    info = run_cli("train", "--info", "searchpath", cwd=project, env=site_env)
+    lines = info.out.splitlines()
+    where = {name: next(i for i, line in enumerate(lines) if name in line)
+             for name in ("proj/config", "pkg://vaeplug.config", "pkg://serotiny_plugins.config")}
+    assert where["proj/config"] < where["pkg://vaeplug.config"] < where["pkg://serotiny_plugins.config"]
+
+
+def test_cfg_job_shows_overrides_without_training(project):
+    result = run_cli("train", "model.latent_dim=7", "--cfg", "job", cwd=project)
+    assert result.code == 0, result.text
+    assert "latent_dim: 7" in result.out
+    assert not (project / "outputs").exists()
+
+
+def test_multirun_makes_one_run_per_job_and_a_summary(project):
+    result = run_cli("train", "-m", "model.latent_dim=2,3", "trainer.max_epochs=1",
+                     "mlflow.run_name=sweep", cwd=project)
+    assert result.code == 0, result.text
+    found = runs(project / "mlflow.db", "proj")
+    assert sorted(r.info.run_name for r in found) == ["sweep-0", "sweep-1"]
+    assert sorted(r.data.params["model/latent_dim"] for r in found) == ["2", "3"]
+    assert "multirun summary" in result.out
+    assert "model.latent_dim=2" in result.out and "model.latent_dim=3" in result.out
+
+
+def test_unknown_target_is_one_line_with_suggestions(project):
+    result = run_cli("train", "model._target_=TabulrVAE", cwd=project)
+    assert result.code == 2
+    assert "Traceback" not in result.text
+    [line] = [l for l in result.err.splitlines() if l.startswith("error:")]
+    assert "model._target_" in line and "TabulrVAE" in line and "'TabularVAE'" in line
+
+
+def test_parameter_typo_stops_before_data_is_read(project):
+    result = run_cli("train", "+model.latent_dimm=3", "data.path=/nowhere/manifest.csv", cwd=project)
+    assert result.code == 2, result.text
+    assert "latent_dimm" in result.err and "'latent_dim'" in result.err
+    assert "/nowhere" not in result.err and "Traceback" not in result.text
+
+
+def test_missing_required_argument(project):
+    result = run_cli("train", "~model.x_dim", cwd=project)
+    assert result.code == 2
+    assert "'x_dim'" in result.err and "Traceback" not in result.text
+
+
+def test_outside_a_project_says_how_to_make_one(tmp_path):
+    result = run_cli("train", cwd=tmp_path)
+    assert result.code == 2
+    assert "serotiny init" in result.err and "Traceback" not in result.text
+
+
+def test_unknown_group_option_lists_the_available_ones(project):
+    result = run_cli("train", "model=nope", cwd=project)
+    assert result.code == 2
+    assert "Traceback" not in result.text
+    assert "tabular_vae" in result.err and "default" in result.err
+
+
+def test_test_and_predict_with_a_checkpoint(project):
+    assert run_cli("train", "trainer.max_epochs=1", cwd=project).code == 0
+    [ckpt] = list((project / "outputs" / "train").glob("*/*/checkpoints/last.ckpt"))
+    tested = run_cli("test", f"ckpt_path={ckpt}", cwd=project)
+    assert tested.code == 0, tested.text
+    assert "test_loss" in tested.text
+    predicted = run_cli("predict", f"ckpt_path={ckpt}", cwd=project)
+    assert predicted.code == 0, predicted.text
+    [written] = list((project / "outputs" / "predict").glob("*/*/predictions/predictions.parquet"))
+    frame = pd.read_parquet(written)
+    manifest = pd.read_csv(project / "data" / "manifest.csv")
+    assert len(frame) == len(manifest)
+    assert {"sample_id", "z_mean_0", "z_mean_1"} <= set(frame.columns)
+    assert sorted(frame["sample_id"]) == sorted(manifest["sample_id"])
+
+
+@pytest.mark.parametrize("bad", ["ckpt_path=/nowhere/last.ckpt"])
+def test_missing_checkpoint_is_a_clear_error(project, bad):
+    result = run_cli("test", bad, cwd=project)
+    assert result.code == 2
+    assert "/nowhere/last.ckpt" in result.err and "Traceback" not in result.text
