@@ -40,7 +40,8 @@ def numpy_dtype(dtype: Any) -> np.dtype:
 def require_columns(names: Iterable[str], available: Iterable[str], who: str) -> list[str]:
     """``names``, after checking the manifest has each of them."""
     names, available = list(names), list(available)
-    missing = [n for n in names if n not in set(available)]
+    known = set(available)
+    missing = [n for n in names if n not in known]
     if missing:
         raise DataError(f"{who}: no column(s) {missing} in the manifest",
                         hint=f"available columns include {available[:10]}")
@@ -108,7 +109,8 @@ class LoadColumns:
 
     Filters (``startswith``, ``endswith``, ``contains``, ``regex`` searched in
     the name) combine with AND and narrow ``columns`` when both are given;
-    ``excludes`` removes names. The selection follows the manifest's column order.
+    ``excludes`` removes names. An explicit list keeps its order; filters keep
+    the manifest's.
     """
 
     def __init__(self, columns: Sequence[str] | None = None, startswith: str | None = None,

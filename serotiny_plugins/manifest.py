@@ -91,9 +91,15 @@ def read_manifest(path: Path, split_column: str | None, split_map: Mapping[str, 
     namer = split_namer(split_map)
     column = split_column or DEFAULT_SPLIT_COLUMN
     files = _files(path)
+    available = manifest_columns(path)
+    if not (just_inference or path.is_dir() or column in available):
+        raise DataError(f"manifest {path} has no split column '{column}'; its columns are "
+                        f"{_some(available)}",
+                        hint="set split_column to the column naming each row's split, "
+                             "or just_inference=true to predict on every row")
     wanted = None
     if columns is not None:
-        check_columns(columns, manifest_columns(path), "columns", str(path))
+        check_columns(columns, available, "columns", str(path))
         wanted = list(dict.fromkeys([*columns, column]))
     if path.is_dir():
         frame = _read_folder(path, files, column, namer, just_inference, wanted)
@@ -104,11 +110,6 @@ def read_manifest(path: Path, split_column: str | None, split_map: Mapping[str, 
     if just_inference:
         everything = np.arange(len(frame))
         return Manifest(frame, {"test": everything, "predict": everything}, str(path))
-    if column not in frame.columns:
-        raise DataError(f"manifest {path} has no split column '{column}'; its columns are "
-                        f"{_some(frame.columns)}",
-                        hint="set split_column to the column naming each row's split, "
-                             "or just_inference=true to predict on every row")
     return Manifest(frame, _split_rows(frame[column], namer, f"{path}, column '{column}'"), str(path))
 
 
@@ -189,8 +190,8 @@ def _header(file: Path) -> list[str]:
 
 def _read_file(file: Path, wanted: list[str] | None) -> pd.DataFrame:
     """One CSV or parquet file; only ``wanted`` columns (those it has) when given."""
-    header = _header(file)
-    columns = None if wanted is None else [c for c in header if c in set(wanted)]
+    keep = None if wanted is None else set(wanted)
+    columns = None if keep is None else [c for c in _header(file) if c in keep]
     try:
         if file.suffix.lower() == ".csv":
             frame = pd.read_csv(file, usecols=columns)
@@ -209,7 +210,8 @@ def _read_file(file: Path, wanted: list[str] | None) -> pd.DataFrame:
 
 def check_columns(wanted: Iterable[str], available: list[str], what: str, source: str) -> None:
     """Raise a DataError naming the columns of ``wanted`` the manifest lacks."""
-    missing = [c for c in wanted if c not in set(available)]
+    known = set(available)
+    missing = [c for c in wanted if c not in known]
     if missing:
         raise DataError(f"{what}: manifest {source} has no column(s) {missing}; its columns are "
                         f"{_some(available)}")
@@ -231,7 +233,7 @@ def loaders_per_split(spec: Any) -> dict[str, dict[str, Callable[..., Any]]]:
     """
     spec = _as_dict(spec, "loaders")
     by_split = {_loader_split(k): v for k, v in spec.items()}
-    if None in by_split or not all(isinstance(v, (str, Mapping)) for v in spec.values()):
+    if not spec or None in by_split or not all(isinstance(v, (str, Mapping)) for v in spec.values()):
         shared = _checked_loaders(spec, "loaders")
         return {split: shared for split in LOADER_SPLITS}
     resolved = {split: _resolve(split, by_split, ()) for split in by_split}
