@@ -72,7 +72,7 @@ def _ensure_last_checkpoint(callbacks: list[Any], folder: Path) -> None:
 
     found = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
     if not found:
-        callbacks.append(ModelCheckpoint(dirpath=folder, save_last=True, save_top_k=0))
+        callbacks.append(ModelCheckpoint(dirpath=folder, save_last=True))
         return
     for checkpoint in found:
         checkpoint.dirpath = checkpoint.dirpath or str(folder)

@@ -9,15 +9,18 @@ a plugin file of the same name. Everything a Hydra user knows (overrides,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 from serotiny_core import resolvers
+from serotiny_core.job import override_key, rank_overrides, share_with_ranks
+from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
 from serotiny_core.project import Project, require_project
 
@@ -56,7 +59,6 @@ class RunContext:
     plugins: Plugins
     strict: bool = False
     argv: list[str] = field(default_factory=list)
-    results: list[Any] = field(default_factory=list)
 
 
 def _install_search_path(plugins: Plugins) -> None:
@@ -79,26 +81,56 @@ def _enter_project(project: Project) -> None:
 
 
 def _task(context: RunContext) -> Callable[[Any], Any]:
-    def task(cfg: Any) -> Any:
+    """Hydra's task function: one job; its return value is what a sweeper (Optuna) optimises.
+
+    A closure over ``context``, which launchers that run jobs in other
+    processes (joblib, submitit) ship there with cloudpickle.
+    """
+    def task(cfg: Any) -> float | None:
         from serotiny_core.runner import run
 
         try:
-            result = run(cfg, context)
+            with _own_ddp_processes():
+                result = run(cfg, context)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as error:
             raise JobFailed(error) from error
-        context.results.append(result)
-        return result.objective if result is not None else None
+        return result.objective
 
     return task
 
 
 def _with_output_dir(overrides: list[str]) -> list[str]:
     """Outputs go under the project unless the user picked another hydra/output."""
-    if any(o.lstrip("+~").startswith("hydra/output=") for o in overrides):
+    if any(override_key(o) == "hydra/output" for o in overrides):
         return overrides
     return [OUTPUT_OVERRIDE, *overrides]
+
+
+@contextlib.contextmanager
+def _own_ddp_processes() -> Iterator[None]:
+    """A job's DDP ranks end with the job.
+
+    Lightning leaves its rank variables (LOCAL_RANK, WORLD_SIZE, ...) in the
+    environment and the process group open: the next job of a sweep would
+    take them to mean its ranks exist already, and wait for processes that
+    have finished. The job's other ranks learn what to run from the
+    environment too (:func:`share_with_ranks`).
+    """
+    saved = dict(os.environ)
+    share_with_ranks()
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)
+        if "torch.distributed" in sys.modules:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
 
 
 def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
@@ -116,7 +148,10 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
                          strict=strict or project.strict, argv=[mode, *argv])
     _enter_project(project)
     _install_search_path(plugins)
-    args.overrides = _with_output_dir(args.overrides)
+    args.overrides = [*_with_output_dir(args.overrides), MULTIRUN_CALLBACK]
+    ranked = rank_overrides(args.overrides)
+    if ranked is not None:  # a DDP rank other than 0 runs one job: rank 0's
+        args.overrides, args.multirun = ranked, False
     os.environ["HYDRA_FULL_ERROR"] = "1"  # errors come back to the CLI, which prints one line
     version.setbase(HYDRA_VERSION_BASE)
     try:
@@ -124,8 +159,4 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
                    config_path=str(project.config_dir), config_name=mode)
     except JobFailed as failed:
         raise failed.error from None
-    if args.multirun and context.results:
-        from serotiny_core.summary import print_multirun_summary
-
-        print_multirun_summary(context.results)
     return 0

@@ -1,7 +1,13 @@
-"""What Hydra knows about the current job: its folder, number and overrides."""
+"""What Hydra knows about the current job: its folder, number and overrides.
+
+Also what the processes of a DDP job's other ranks need to know: whether
+they are rank 0 (:func:`global_rank`) and which job to run
+(:func:`share_with_ranks`, :func:`rank_overrides`).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +36,67 @@ class Job:
                    config_name=str(hydra.job.config_name))
 
 
+# Set by torchrun (RANK), SLURM (SLURM_PROCID), Lightning's launcher for the ranks it
+# starts (LOCAL_RANK, NODE_RANK) and torchrun/elastic (GROUP_RANK, the node).
+RANK_VARIABLES = ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK")
+
+
 def global_rank() -> int:
-    """The process's rank under DDP (0 when not distributed), known before Lightning starts."""
-    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
-    return 0
+    """0 on the process that is global rank 0 under DDP (and outside DDP); positive elsewhere.
+
+    Read from the environment because the MLflow session opens before the
+    Trainer exists. ``RANK`` is exact where set. Otherwise any non-zero rank
+    variable means another rank: a process Lightning starts for a local rank
+    inherits its parent's ``SLURM_PROCID`` (0) but gets ``LOCAL_RANK`` >= 1, and
+    the first process on node N > 0 has only ``NODE_RANK`` = N; the largest
+    one is returned, which is non-zero exactly when the process is not rank 0.
+    """
+    if os.environ.get("RANK", "").isdigit():
+        return int(os.environ["RANK"])
+    values = [int(os.environ[key]) for key in RANK_VARIABLES if os.environ.get(key, "").isdigit()]
+    return max(values, default=0)
+
+
+SHARED_JOB_ENV = "SEROTINY_DDP_JOB"
+# Hydra settings a rank other than 0 sets for itself (see rank_overrides).
+RANK_OWN_KEYS = ("hydra.mode", "hydra.run.dir", "hydra.output_subdir", "hydra/job_logging")
+RANK_OWN_OVERRIDES = ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
+
+def override_key(override: str) -> str:
+    """``++a.b=1`` -> ``a.b``; ``hydra/launcher=joblib`` -> ``hydra/launcher``."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def share_with_ranks() -> None:
+    """Put the current job's overrides and folder in the environment, for its other ranks.
+
+    Lightning starts a DDP job's other local ranks by re-running the command
+    line (``sys.argv``): under ``-m`` that is the whole sweep, and Lightning
+    points them at a run folder, not the job's. Reading this instead, each
+    runs exactly rank 0's job, in rank 0's folder (see :func:`rank_overrides`).
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    overrides = [o for o in [*hydra.overrides.hydra, *hydra.overrides.task]
+                 if override_key(o) not in RANK_OWN_KEYS]
+    os.environ[SHARED_JOB_ENV] = json.dumps({"overrides": overrides,
+                                             "output_dir": hydra.runtime.output_dir})
+
+
+def rank_overrides(overrides: list[str]) -> list[str] | None:
+    """The overrides a process of a rank other than 0 runs with (it runs one job); None on rank 0.
+
+    A rank Lightning started runs the job rank 0 shared; ranks that srun or
+    torchrun started keep their own command line. Neither writes a
+    ``.hydra`` folder or a job log file: their log lines go to the console.
+    """
+    if global_rank() == 0:
+        return None
+    shared = os.environ.get(SHARED_JOB_ENV)
+    if shared is None:
+        return [*(o for o in overrides if override_key(o) not in RANK_OWN_KEYS), *RANK_OWN_OVERRIDES]
+    job = json.loads(shared)
+    return [*job["overrides"], "hydra.mode=RUN", f'hydra.run.dir="{job["output_dir"]}"',
+            *RANK_OWN_OVERRIDES]

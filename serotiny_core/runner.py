@@ -17,8 +17,9 @@ from omegaconf import DictConfig
 
 from serotiny_core import assembly
 from serotiny_core.hydra_app import RunContext
-from serotiny_core.job import Job
+from serotiny_core.job import Job, global_rank
 from serotiny_core.session import Session
+from serotiny_core.summary import write_result
 
 log = logging.getLogger("serotiny")
 
@@ -83,14 +84,21 @@ FLOWS = {"train": train, "test": test, "predict": predict}
 
 def _result(cfg: DictConfig, context: RunContext, job: Job, session: Session,
             trainer: Any) -> RunResult:
+    """The job's outcome; ``objective`` is the final value of ``optimized_metric``."""
     metric = cfg.get("optimized_metric") or ("val_loss" if context.mode == "train" else None)
     value = None
     if trainer is not None and metric and metric in trainer.callback_metrics:
         value = float(trainer.callback_metrics[metric])
+    elif trainer is not None and metric:
+        log.warning("optimized_metric %r was not logged (logged: %s); a sweeper gets no value",
+                    metric, ", ".join(sorted(trainer.callback_metrics)) or "nothing")
     return RunResult(context.mode, job.num, job.overrides, metric, value, session.run_id,
                      job.output_dir)
 
 
 def run(cfg: DictConfig, context: RunContext) -> RunResult:
-    """Run one Hydra job of ``context.mode``."""
-    return FLOWS[context.mode](cfg, context, Job.current())
+    """Run one Hydra job of ``context.mode``; rank 0 leaves ``result.json`` for the multirun summary."""
+    result = FLOWS[context.mode](cfg, context, Job.current())
+    if global_rank() == 0:
+        write_result(result)
+    return result

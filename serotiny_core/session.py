@@ -180,13 +180,15 @@ class Session:
 
 
 def completed_epochs(ckpt: Path) -> int:
-    """How many epochs a Lightning checkpoint has finished."""
+    """How many epochs a Lightning checkpoint has finished.
+
+    serotiny's checkpoints are written at the end of an epoch, when the
+    checkpoint's ``epoch`` is still that epoch's (0-based) index.
+    """
     import torch
 
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    progress = state.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
-    completed = progress.get("current", {}).get("completed")
-    return int(completed) if completed is not None else int(state.get("epoch", -1)) + 1
+    return int(state.get("epoch", -1)) + 1
 
 
 @contextlib.contextmanager

@@ -1,27 +1,63 @@
-"""The table printed after a multirun: one row per job."""
+"""The table printed after a multirun: one row per job.
+
+Each job writes what it ran and what it got (``result.json``) into its own
+output folder; the table is read back from those files. That one path
+works whatever runs the jobs: in this process (Hydra's basic launcher),
+worker processes (joblib) or other machines (submitit on SLURM, where the
+sweep folder is on a shared filesystem), and whatever the sweeper gets
+back (Optuna only gets the objective).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+RESULT_FILE = "result.json"
 
 
-def _value(result: Any) -> str:
-    if result.objective is None or math.isnan(result.objective):
+def write_result(result: Any) -> Path:
+    """Save a job's ``RunResult`` (a dataclass) as ``result.json`` in its output folder."""
+    path = Path(result.output_dir) / RESULT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(result), default=str, indent=2))
+    return path
+
+
+def result_files(sweep_dir: Path) -> dict[Path, int]:
+    """Every ``result.json`` under a sweep folder, with its modification time (ns)."""
+    if not sweep_dir.is_dir():
+        return {}
+    return {path: path.stat().st_mtime_ns for path in sweep_dir.rglob(RESULT_FILE)}
+
+
+def read_results(sweep_dir: Path, before: Mapping[Path, int]) -> list[dict[str, Any]]:
+    """The results written since ``before`` was taken (a reused sweep folder keeps old ones)."""
+    now = result_files(sweep_dir)
+    fresh = [path for path, mtime in now.items() if before.get(path) != mtime]
+    return [json.loads(path.read_text()) for path in fresh]
+
+
+def _value(result: Mapping[str, Any]) -> str:
+    objective = result.get("objective")
+    if objective is None or math.isnan(objective):
         return "-"
-    return f"{result.objective:.6g}"
+    return f"{objective:.6g}"
 
 
-def print_multirun_summary(results: Sequence[Any]) -> None:
+def print_multirun_summary(results: Sequence[Mapping[str, Any]]) -> None:
     """Job number, overrides, final monitored metric and MLflow run id of each job."""
     from rich.console import Console
     from rich.table import Table
 
-    metric = next((r.metric for r in results if r.metric), "metric")
+    metric = next((r["metric"] for r in results if r.get("metric")), "metric")
     table = Table(title="multirun summary", title_justify="left")
     for column in ("job", "overrides", metric, "run id", "output"):
         table.add_column(column)
-    for result in sorted(results, key=lambda r: r.job):
-        table.add_row(str(result.job), " ".join(result.overrides), _value(result),
-                      result.run_id or "-", str(result.output_dir))
+    for result in sorted(results, key=lambda r: r["job"]):
+        table.add_row(str(result["job"]), " ".join(result["overrides"]), _value(result),
+                      result.get("run_id") or "-", str(result["output_dir"]))
     Console(width=200).print(table)

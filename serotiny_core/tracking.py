@@ -143,14 +143,25 @@ class Tracker:
         self.run_id: str | None = None
         self.resumed = False
         self.previous_tags: dict[str, str] = {}
+        self.unreachable = False
         self.not_logged: list[str] = []
 
     def guard(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run an MLflow call; on failure remember ``what`` and carry on."""
+        """Run an MLflow call; on failure remember ``what`` and carry on.
+
+        After the first failure the store is taken as gone: later calls are
+        skipped (and named) instead of each waiting out MLflow's retries.
+        """
+        if self.unreachable:
+            self.not_logged.append(what)
+            return None
         try:
             return call(*args, **kwargs)
         except Exception as error:  # a tracking failure must not kill training
-            self.not_logged.append(f"{what} ({type(error).__name__})")
+            self.unreachable = True
+            self.not_logged.append(f"{what} ({one_line(error)[:200]})")
+            log.warning("MLflow stopped answering (%s); training goes on, logging to MLflow is "
+                        "skipped from now on", one_line(error)[:200])
             return None
 
     def experiment_id(self) -> str:

@@ -1,0 +1,53 @@
+"""The Hydra callback serotiny adds to train/test/predict (``hydra.callbacks.serotiny``).
+
+Before a multirun's first job it creates the MLflow store's tables and the
+experiment: jobs that start together (joblib, submitit) would otherwise race
+to create them, and all but one fail. After the last job it prints the
+summary table from the ``result.json`` each job wrote (see
+:mod:`serotiny_core.summary`). It runs in the process that started the sweep,
+whichever launcher ran the jobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from serotiny_core import resolvers
+from serotiny_core.summary import print_multirun_summary, read_results, result_files
+
+OVERRIDE = f"++hydra.callbacks.serotiny._target_={__name__}.MultirunCallback"
+STORE_KEYS = ["tracking_uri", "experiment_name", "artifact_location"]
+
+
+def prepare_store(config: DictConfig) -> None:
+    """Create the tracking store and the experiment the jobs will log to, once."""
+    from serotiny_core.tracking import Tracker, TrackingSettings
+
+    root = resolvers.project_root()
+    node = (OmegaConf.masked_copy(config.mlflow, [k for k in STORE_KEYS if k in config.mlflow])
+            if "mlflow" in config else
+            OmegaConf.create({"tracking_uri": f"sqlite:///{root}/mlflow.db",
+                              "artifact_location": f"{root}/mlartifacts"}))
+    settings = TrackingSettings.from_config(node, default_experiment=resolvers.project_name())
+    if settings is not None:
+        Tracker(settings).experiment_id()
+
+
+class MultirunCallback(Callback):
+    """Prepares the tracking store before a sweep and prints the summary after it."""
+
+    def __init__(self) -> None:
+        self.before: dict[Path, int] = {}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.before = result_files(Path(config.hydra.sweep.dir))
+        prepare_store(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        results = read_results(Path(config.hydra.sweep.dir), self.before)
+        if results:
+            print_multirun_summary(results)

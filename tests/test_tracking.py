@@ -1,0 +1,150 @@
+"""MLflow tracking for real: a SQLite store, a real `mlflow server`, resume, faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import shutil
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from conftest import SEROTINY, run_cli
+from mlflow_server import free_port, mlflow_server
+
+
+def client_for(project: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{project}/mlflow.db")
+
+
+def only_run(client: MlflowClient, experiment: str = "proj"):
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id])
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+def wait_for(pattern: str, root: Path, timeout: float = 120) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(root.glob(pattern))
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise TimeoutError(pattern)
+
+
+def test_train_then_test_and_predict_by_run_name(project):
+    assert run_cli("train", "trainer.max_epochs=2", "mlflow.run_name=alpha", cwd=project).code == 0
+    shutil.rmtree(project / "outputs")  # the checkpoint must come from the run's artifacts
+    tested = run_cli("test", "mlflow.run_name=alpha", cwd=project)
+    assert tested.code == 0, tested.text
+    predicted = run_cli("predict", "mlflow.run_name=alpha", "data.batch_size=50", cwd=project)
+    assert predicted.code == 0, predicted.text
+    client = client_for(project)
+    run = only_run(client)
+    assert run.info.run_name == "alpha" and run.info.status == "FINISHED"
+    assert "test_loss" in run.data.metrics
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "predictions")}
+    assert names == {"predictions/predictions.parquet"}
+    configs = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
+    assert {"config/train.yaml", "config/test.yaml", "config/predict.yaml"} <= configs
+
+
+def test_test_of_an_unknown_run_is_one_clear_line(project):
+    result = run_cli("test", "mlflow.run_name=nope", cwd=project)
+    assert result.code == 2
+    assert "no MLflow run named 'nope'" in result.err and "Traceback" not in result.text
+
+
+def test_tracking_off_keeps_checkpoints_on_disk(project):
+    result = run_cli("train", "trainer.max_epochs=1", "mlflow.tracking_uri=null", cwd=project)
+    assert result.code == 0, result.text
+    assert not (project / "mlflow.db").exists()
+    assert list(project.glob("outputs/train/*/*/checkpoints/last.ckpt"))
+
+
+def test_sigint_then_the_same_command_resumes_the_same_run(project):
+    # batch_size=4: about a second an epoch, slow enough to interrupt mid-training
+    command = [SEROTINY, "train", "trainer.max_epochs=6", "mlflow.run_name=long", "data.batch_size=4",
+               "trainer.callbacks=[]", "+trainer.enable_progress_bar=false"]
+    proc = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    wait_for("outputs/train/*/*/checkpoints/last.ckpt", project)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out and "Traceback" not in out, out
+    client = client_for(project)
+    killed = only_run(client)
+    assert killed.info.status == "KILLED"
+    done_before = len(client.get_metric_history(killed.info.run_id, "train_loss"))
+    assert 1 <= done_before < 6
+    resumed = run_cli(*command[1:], cwd=project)
+    assert resumed.code == 0, resumed.text
+    assert "resuming from" in resumed.text
+    run = only_run(client)
+    assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
+    epochs = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    assert len(epochs) == 6 and len(set(epochs)) == 6
+    again = run_cli(*command[1:], cwd=project)
+    assert again.code == 0 and "nothing to do" in again.text
+
+
+def test_sigterm_marks_the_run_killed(project):
+    proc = subprocess.Popen([SEROTINY, "train", "trainer.max_epochs=50", "mlflow.run_name=term",
+                             "data.batch_size=4"],
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for("outputs/train/*/*/checkpoints/last.ckpt", project)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    run = only_run(client_for(project))
+    assert run.info.status == "KILLED"
+    assert {"checkpoints/last.ckpt"} <= {a.path for a in client_for(project).list_artifacts(run.info.run_id, "checkpoints")}
+
+
+def test_real_server_records_params_tags_metrics_artifacts(project, tmp_path):
+    with mlflow_server(tmp_path) as server:
+        result = run_cli("train", "trainer.max_epochs=2", f"mlflow.tracking_uri={server.uri}",
+                         "mlflow.run_name=served", "+mlflow.tags.team=cells", cwd=project)
+        assert result.code == 0, result.text
+        client = MlflowClient(server.uri)
+        run = only_run(client)
+        assert run.info.status == "FINISHED"
+        assert run.data.params["model/hidden_layers"] == "[32, 32]"
+        assert run.data.tags["team"] == "cells"
+        assert "serotiny.version" in run.data.tags
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
+        paths = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
+        assert "checkpoints/last.ckpt" in paths
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} == {"config/train.yaml"}
+
+
+def test_server_down_at_start_fails_fast_with_the_uri(project):
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = run_cli("train", f"mlflow.tracking_uri={uri}", cwd=project)
+    assert time.monotonic() - started < 30
+    assert result.code == 1
+    [line] = [l for l in result.err.splitlines() if l.startswith("error:")]
+    assert uri in line and "Traceback" not in result.text
+
+
+def test_server_killed_mid_training_does_not_stop_training(project, tmp_path):
+    with mlflow_server(tmp_path) as server:
+        proc = subprocess.Popen([SEROTINY, "train", "trainer.max_epochs=8", "trainer.callbacks=[]",
+                                 "data.batch_size=8",
+                                 f"mlflow.tracking_uri={server.uri}", "mlflow.run_name=gone"],
+                                cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for("outputs/train/*/*/checkpoints/last.ckpt", project)
+        server.stop()
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "did not record" in out
+    ckpt = next(project.glob("outputs/train/*/*/checkpoints/last.ckpt"))
+    import torch
+
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 7
