@@ -112,10 +112,11 @@ def _explain(error: Exception, trainer: Any, model: Any, ckpt_path: Any) -> Sero
     return None
 
 
-def _call(method: Any, trainer: Any, model: Any, datamodule: Any, ckpt_path: Any) -> Any:
+def _call(method: Any, trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
+          weights_only: bool | None) -> Any:
     _check_checkpoint(ckpt_path)
     try:
-        return method(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        return method(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only)
     except SerotinyError:
         raise
     except Exception as error:
@@ -125,17 +126,21 @@ def _call(method: Any, trainer: Any, model: Any, datamodule: Any, ckpt_path: Any
         raise explained from error
 
 
-def fit(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any) -> None:
-    _call(trainer.fit, trainer, model, datamodule, ckpt_path)
+# ``weights_only=True`` (under --strict) loads checkpoints without unpickling code.
+def fit(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
+        weights_only: bool | None = None) -> None:
+    _call(trainer.fit, trainer, model, datamodule, ckpt_path, weights_only)
 
 
-def evaluate(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any) -> None:
-    _call(trainer.test, trainer, model, datamodule, ckpt_path)
+def evaluate(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
+             weights_only: bool | None = None) -> None:
+    _call(trainer.test, trainer, model, datamodule, ckpt_path, weights_only)
 
 
-def predict(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any) -> None:
+def predict(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
+            weights_only: bool | None = None) -> None:
     _call(lambda m, **kw: trainer.predict(m, return_predictions=False, **kw),
-          trainer, model, datamodule, ckpt_path)
+          trainer, model, datamodule, ckpt_path, weights_only)
 
 
 def best_or_last(trainer: Any) -> str | None:

@@ -60,6 +60,11 @@ class RunContext:
     strict: bool = False
     argv: list[str] = field(default_factory=list)
 
+    @property
+    def weights_only(self) -> bool | None:
+        """Under --strict checkpoints load as plain tensors; otherwise Lightning decides."""
+        return True if self.strict else None
+
 
 def _install_search_path(plugins: Plugins) -> None:
     from hydra.core.plugins import Plugins as HydraPlugins
@@ -137,6 +142,7 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
     """``serotiny train|test|predict [hydra args]``."""
     from hydra import version
     from hydra._internal.utils import _run_hydra, get_args_parser
+    from hydra.core.global_hydra import GlobalHydra
 
     parser = get_args_parser()
     parser.prog = f"serotiny {mode}"
@@ -154,6 +160,7 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
         args.overrides, args.multirun = ranked, False
     os.environ["HYDRA_FULL_ERROR"] = "1"  # errors come back to the CLI, which prints one line
     version.setbase(HYDRA_VERSION_BASE)
+    GlobalHydra.instance().clear()  # a second command in one process (tests, notebooks)
     try:
         _run_hydra(args=args, args_parser=parser, task_function=_task(context),
                    config_path=str(project.config_dir), config_name=mode)

@@ -32,6 +32,24 @@ def _cause(error: BaseException) -> SerotinyError | None:
     return None
 
 
+def _from_worker(error: SerotinyError) -> SerotinyError:
+    """torch re-raises a DataLoader worker's error with the worker's traceback as its
+    message; keep the last line, which is the original message."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return error
+    last = text.strip().splitlines()[-1]
+    prefix = f"{type(error).__module__}.{type(error).__name__}: "
+    return type(error)(last.removeprefix(prefix))
+
+
+def _os_error(error: OSError) -> SerotinyError:
+    where = f" {error.filename}" if error.filename else ""
+    return SerotinyError(f"cannot write or read{where}: {error.strerror or error}",
+                         hint="check the folder exists, is writable and the disk has space, "
+                              "or choose another output folder with hydra.run.dir=...")
+
+
 def translate(error: BaseException) -> BaseException:
     """A :class:`SerotinyError` for anything a user's config caused; others unchanged."""
     import yaml
@@ -40,7 +58,9 @@ def translate(error: BaseException) -> BaseException:
 
     cause = _cause(error)
     if cause is not None:
-        return cause
+        return _from_worker(cause)
+    if isinstance(error, OSError) and error.errno is not None:
+        return _os_error(error)
     if isinstance(error, yaml.YAMLError):
         return ConfigError(f"YAML syntax error: {_flatten(str(error))}")
     if isinstance(error, HydraException):

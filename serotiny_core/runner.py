@@ -47,9 +47,10 @@ def train(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
             return _result(cfg, context, job, session, None)
         trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=True)
         session.watch(trainer)
-        assembly.fit(trainer, model, datamodule, ckpt_path)
+        assembly.fit(trainer, model, datamodule, ckpt_path, context.weights_only)
         if cfg.get("test_after_fit", False):
-            trainer.test(model, datamodule=datamodule, ckpt_path=assembly.best_or_last(trainer))
+            assembly.evaluate(trainer, model, datamodule, assembly.best_or_last(trainer),
+                              context.weights_only)
     return _result(cfg, context, job, session, trainer)
 
 
@@ -59,7 +60,7 @@ def test(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
         assembly.prepare(cfg, context, model=model_cfg)
         datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(model_cfg)
         trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False)
-        assembly.evaluate(trainer, model, datamodule, ckpt_path)
+        assembly.evaluate(trainer, model, datamodule, ckpt_path, context.weights_only)
     return _result(cfg, context, job, session, trainer)
 
 
@@ -72,7 +73,7 @@ def predict(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
         datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(model_cfg)
         writer = PredictionWriter(job.output_dir / "predictions")
         trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False, extra=[writer])
-        assembly.predict(trainer, model, datamodule, ckpt_path)
+        assembly.predict(trainer, model, datamodule, ckpt_path, context.weights_only)
         for path in writer.written:
             session.log_artifact(path, "predictions")
             log.info("predictions written to %s", path)
