@@ -22,6 +22,7 @@ RUN_COMMANDS = {
     "predict": "predict with a checkpoint and write predictions as parquet",
 }
 DEBUG_HINT = "run with --debug for the traceback"
+DEBUG_ENV = "SEROTINY_DEBUG"
 
 
 def _pop_flag(argv: list[str], flag: str) -> bool:
@@ -109,12 +110,24 @@ def report(error: BaseException, debug: bool) -> int:
     return 1
 
 
+def _debug_requested(args: list[str]) -> bool:
+    """--debug, or HYDRA_FULL_ERROR=1 as Hydra users know it.
+
+    The decision is passed on in SEROTINY_DEBUG to the processes a command
+    starts (DDP ranks), which see the HYDRA_FULL_ERROR=1 serotiny sets for
+    itself while Hydra runs.
+    """
+    inherited = os.environ.get(DEBUG_ENV)
+    debug = _pop_flag(args, "--debug") or (
+        inherited == "1" if inherited is not None else os.environ.get("HYDRA_FULL_ERROR") == "1")
+    os.environ[DEBUG_ENV] = "1" if debug else "0"
+    return debug
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``serotiny`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = _pop_flag(args, "--debug") or os.environ.get("HYDRA_FULL_ERROR") == "1"
-    if debug:
-        os.environ["SEROTINY_DEBUG"] = "1"
+    debug = _debug_requested(args)
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

@@ -138,6 +138,20 @@ def _own_ddp_processes() -> Iterator[None]:
                 dist.destroy_process_group()
 
 
+@contextlib.contextmanager
+def _errors_returned() -> Iterator[None]:
+    """HYDRA_FULL_ERROR=1 makes Hydra raise errors to the CLI, which prints one line."""
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
+
+
 def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
     """``serotiny train|test|predict [hydra args]``."""
     from hydra import version
@@ -158,12 +172,12 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
     ranked = rank_overrides(args.overrides)
     if ranked is not None:  # a DDP rank other than 0 runs one job: rank 0's
         args.overrides, args.multirun = ranked, False
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # errors come back to the CLI, which prints one line
     version.setbase(HYDRA_VERSION_BASE)
     GlobalHydra.instance().clear()  # a second command in one process (tests, notebooks)
-    try:
-        _run_hydra(args=args, args_parser=parser, task_function=_task(context),
-                   config_path=str(project.config_dir), config_name=mode)
-    except JobFailed as failed:
-        raise failed.error from None
+    with _errors_returned():
+        try:
+            _run_hydra(args=args, args_parser=parser, task_function=_task(context),
+                       config_path=str(project.config_dir), config_name=mode)
+        except JobFailed as failed:
+            raise failed.error from None
     return 0

@@ -58,9 +58,11 @@ def global_rank() -> int:
 
 
 SHARED_JOB_ENV = "SEROTINY_DDP_JOB"
-# Hydra settings a rank other than 0 sets for itself (see rank_overrides).
-RANK_OWN_KEYS = ("hydra.mode", "hydra.run.dir", "hydra.output_subdir", "hydra/job_logging")
+# Hydra settings a rank other than 0 sets for itself (see rank_overrides); a rank
+# Lightning started also sets its mode and folder rather than take rank 0's.
+RANK_OWN_KEYS = ("hydra.output_subdir", "hydra/job_logging")
 RANK_OWN_OVERRIDES = ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+NOT_SHARED_KEYS = ("hydra.mode", "hydra.run.dir", *RANK_OWN_KEYS)
 
 
 def override_key(override: str) -> str:
@@ -80,7 +82,7 @@ def share_with_ranks() -> None:
 
     hydra = HydraConfig.get()
     overrides = [o for o in [*hydra.overrides.hydra, *hydra.overrides.task]
-                 if override_key(o) not in RANK_OWN_KEYS]
+                 if override_key(o) not in NOT_SHARED_KEYS]
     os.environ[SHARED_JOB_ENV] = json.dumps({"overrides": overrides,
                                              "output_dir": hydra.runtime.output_dir})
 
@@ -89,8 +91,9 @@ def rank_overrides(overrides: list[str]) -> list[str] | None:
     """The overrides a process of a rank other than 0 runs with (it runs one job); None on rank 0.
 
     A rank Lightning started runs the job rank 0 shared; ranks that srun or
-    torchrun started keep their own command line. Neither writes a
-    ``.hydra`` folder or a job log file: their log lines go to the console.
+    torchrun started keep their own command line (give them one
+    ``hydra.run.dir``). Neither writes a ``.hydra`` folder or a job log file:
+    their log lines go to the console.
     """
     if global_rank() == 0:
         return None

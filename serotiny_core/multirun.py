@@ -1,8 +1,8 @@
 """The Hydra callback serotiny adds to train/test/predict (``hydra.callbacks.serotiny``).
 
-Before a multirun's first job it creates the MLflow store's tables and the
-experiment: jobs that start together (joblib, submitit) would otherwise race
-to create them, and all but one fail. After the last job it prints the
+Before a multirun's first train job it creates the MLflow store's tables and
+the experiment: jobs that start together (joblib, submitit) would otherwise
+race to create them, and all but one fail. After the last job it prints the
 summary table from the ``result.json`` each job wrote (see
 :mod:`serotiny_core.summary`). It runs in the process that started the sweep,
 whichever launcher ran the jobs.
@@ -23,16 +23,30 @@ OVERRIDE = f"++hydra.callbacks.serotiny._target_={__name__}.MultirunCallback"
 STORE_KEYS = ["tracking_uri", "experiment_name", "artifact_location"]
 
 
+def _store_settings(config: DictConfig) -> dict[str, Any] | None:
+    """Where train jobs will track: the ``mlflow`` group's store keys, or the embedded default."""
+    if "mlflow" not in config:
+        from serotiny_core.tracking import embedded_store
+
+        return embedded_store(Path(resolvers.project_root()))
+    node = config.mlflow
+    if not isinstance(node, DictConfig):
+        return None
+    return {key: node[key] for key in STORE_KEYS if key in node}
+
+
 def prepare_store(config: DictConfig) -> None:
-    """Create the tracking store and the experiment the jobs will log to, once."""
+    """Create the tracking store and the experiment train jobs will log to, once.
+
+    test and predict jobs only read runs that exist, so they race for nothing.
+    """
     from serotiny_core.tracking import Tracker, TrackingSettings
 
-    root = resolvers.project_root()
-    node = (OmegaConf.masked_copy(config.mlflow, [k for k in STORE_KEYS if k in config.mlflow])
-            if "mlflow" in config else
-            OmegaConf.create({"tracking_uri": f"sqlite:///{root}/mlflow.db",
-                              "artifact_location": f"{root}/mlartifacts"}))
-    settings = TrackingSettings.from_config(node, default_experiment=resolvers.project_name())
+    values = _store_settings(config) if config.hydra.job.config_name == "train" else None
+    if values is None:
+        return
+    settings = TrackingSettings.from_config(OmegaConf.create(values),
+                                            default_experiment=resolvers.project_name())
     if settings is not None:
         Tracker(settings).experiment_id()
 
@@ -48,6 +62,7 @@ class MultirunCallback(Callback):
         prepare_store(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        results = read_results(Path(config.hydra.sweep.dir), self.before)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        results = read_results(sweep_dir, self.before)
         if results:
-            print_multirun_summary(results)
+            print_multirun_summary(results, sweep_dir)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job, global_rank
-from serotiny_core.tracking import Tracker, TrackingSettings, run_tags
+from serotiny_core.tracking import Tracker, TrackingSettings, embedded_store, run_tags
 
 log = logging.getLogger("serotiny")
 CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
@@ -30,9 +30,7 @@ CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
 def tracking_settings(cfg: DictConfig, context: RunContext, job: Job) -> TrackingSettings | None:
     """The ``mlflow`` group; the embedded SQLite store when a config has none."""
     root = context.project.root
-    node = cfg.get("mlflow") if "mlflow" in cfg else OmegaConf.create({
-        "tracking_uri": f"sqlite:///{root}/mlflow.db",
-        "artifact_location": str(root / "mlartifacts")})
+    node = cfg.get("mlflow") if "mlflow" in cfg else OmegaConf.create(embedded_store(root))
     settings = TrackingSettings.from_config(node, default_experiment=root.name)
     if settings is not None and job.multirun and settings.run_name and not settings.run_id:
         settings.run_name = f"{settings.run_name}-{job.num}"  # one run per job, even unswept names

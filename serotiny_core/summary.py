@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 RESULT_FILE = "result.json"
+RUN_ID_WIDTH = 32  # an MLflow run id
+LOG_WIDTH = 160
 
 
 def write_result(result: Any) -> Path:
@@ -48,16 +50,24 @@ def _value(result: Mapping[str, Any]) -> str:
     return f"{objective:.6g}"
 
 
-def print_multirun_summary(results: Sequence[Mapping[str, Any]]) -> None:
-    """Job number, overrides, final monitored metric and MLflow run id of each job."""
+def print_multirun_summary(results: Sequence[Mapping[str, Any]], sweep_dir: Path) -> None:
+    """Job number, overrides, final monitored metric and MLflow run id of each job.
+
+    Only the overrides column wraps: run ids stay whole, to copy. Logs
+    (not a terminal) get a wide table.
+    """
     from rich.console import Console
     from rich.table import Table
 
     metric = next((r["metric"] for r in results if r.get("metric")), "metric")
-    table = Table(title="multirun summary", title_justify="left")
-    for column in ("job", "overrides", metric, "run id", "output"):
-        table.add_column(column)
+    table = Table(title="multirun summary", title_justify="left",
+                  caption=f"job folders under {sweep_dir}", caption_justify="left")
+    table.add_column("job", no_wrap=True)
+    table.add_column("overrides", overflow="fold")
+    table.add_column(metric, no_wrap=True)
+    table.add_column("run id", no_wrap=True, min_width=RUN_ID_WIDTH)
     for result in sorted(results, key=lambda r: r["job"]):
         table.add_row(str(result["job"]), " ".join(result["overrides"]), _value(result),
-                      result.get("run_id") or "-", str(result["output_dir"]))
-    Console(width=200).print(table)
+                      result.get("run_id") or "-")
+    console = Console()
+    (console if console.is_terminal else Console(width=LOG_WIDTH)).print(table)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import MLFlowLogger
 
 from serotiny_core import __version__
 from serotiny_core.errors import ConfigError, TrackingError
@@ -68,6 +67,11 @@ class TrackingSettings:
         return cls(**values)
 
 
+def embedded_store(root: Path) -> dict[str, str]:
+    """The default store: SQLite and an artifact folder inside the project."""
+    return {"tracking_uri": f"sqlite:///{root}/mlflow.db", "artifact_location": str(root / "mlartifacts")}
+
+
 def check_reachable(uri: str) -> None:
     """Fail in seconds, naming the URI, when an HTTP tracking server does not answer."""
     if uri.startswith("file:"):
@@ -101,32 +105,6 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
             text = text[: MAX_PARAM_LENGTH - 3] + "..."
         flat[name[:MAX_KEY_LENGTH]] = text
     return flat
-
-
-class RunLogger(MLFlowLogger):
-    """Lightning's MLflow logger bound to a run we manage; logging never raises.
-
-    Subclassing MLFlowLogger keeps callbacks that look for it (to upload
-    artifacts) working. Hyperparameters are logged by :class:`Tracker` from
-    the composed config, and the run's status is set by it, not here.
-    """
-
-    def __init__(self, tracker: "Tracker") -> None:
-        super().__init__(tracking_uri=tracker.settings.tracking_uri, run_id=tracker.run_id,
-                         experiment_name=tracker.settings.experiment_name)
-        self._tracker = tracker
-
-    def log_hyperparams(self, params: Any) -> None:
-        """The composed config is logged instead (see Tracker.log_config)."""
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        self._tracker.guard(f"metrics at step {step}", super().log_metrics, metrics, step)
-
-    def finalize(self, status: str = "success") -> None:
-        """The Tracker ends the run."""
-
-    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        """Checkpoints are uploaded by the Tracker when the command ends."""
 
 
 class Tracker:
@@ -165,6 +143,7 @@ class Tracker:
             return None
 
     def experiment_id(self) -> str:
+        """The experiment's id, created on first use (and fetched when another job just did)."""
         name = self.settings.experiment_name
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
@@ -172,7 +151,13 @@ class Tracker:
         location = self.settings.artifact_location
         if location and "://" not in location:
             location = Path(location).resolve().as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
 
     def find_run(self, experiment_id: str) -> Any | None:
         """The run named by run_id, or the newest run of that run_name in the experiment."""
@@ -276,7 +261,10 @@ class Tracker:
             return None
         return Path(local)
 
-    def logger(self) -> RunLogger:
+    def logger(self) -> Any:
+        """A Lightning logger bound to this run (imports Lightning, so only when training)."""
+        from serotiny_core.run_logger import RunLogger
+
         return RunLogger(self)
 
     def end(self, status: str, error: BaseException | None = None) -> None:

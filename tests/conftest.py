@@ -33,7 +33,8 @@ class Result:
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> Result:
     """Run ``serotiny ARGS`` in ``cwd`` and capture everything it prints."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("HYDRA_FULL_ERROR", None)
+    for inherited in ("HYDRA_FULL_ERROR", "SEROTINY_DEBUG"):
+        full_env.pop(inherited, None)
     proc = subprocess.run([SEROTINY, *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
     return Result(proc.returncode, proc.stdout, proc.stderr)
