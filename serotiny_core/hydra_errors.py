@@ -20,15 +20,21 @@ def _flatten(text: str) -> str:
             parts[-1] += f", {line}"
         else:
             parts.append(line)
-    return "; ".join(parts)
+    joined = parts[0] if parts else ""
+    for part in parts[1:]:
+        joined += (" " if joined.endswith((".", ":")) else "; ") + part
+    return joined
 
 
 def _cause(error: BaseException) -> SerotinyError | None:
-    seen = error
-    while seen is not None:
-        if isinstance(seen, SerotinyError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
+    """The first SerotinyError in ``error``'s chain of causes (chains can loop)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SerotinyError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
     return None
 
 

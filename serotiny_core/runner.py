@@ -9,6 +9,7 @@ MLflow run when tracking is on.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,17 @@ def train(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
     return _result(cfg, context, job, session, trainer)
 
 
+def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> tuple[Any, Any, str]:
+    """For test/predict: this config's datamodule, and the model and checkpoint of
+    ``ckpt_path`` (with this config's model) or of an MLflow run (with the run's model)."""
+    model_cfg, ckpt_path = session.model_and_checkpoint(cfg)
+    assembly.prepare(cfg, context, model=model_cfg)
+    return assembly.instantiate(cfg.data), assembly.instantiate(model_cfg), ckpt_path
+
+
 def test(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
     with Session.start(cfg, context, job) as session:
-        model_cfg, ckpt_path = session.model_and_checkpoint(cfg)
-        assembly.prepare(cfg, context, model=model_cfg)
-        datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(model_cfg)
+        datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
         trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False)
         assembly.evaluate(trainer, model, datamodule, ckpt_path, context.weights_only)
     return _result(cfg, context, job, session, trainer)
@@ -68,9 +75,7 @@ def predict(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
     from serotiny_core.predictions import PredictionWriter
 
     with Session.start(cfg, context, job) as session:
-        model_cfg, ckpt_path = session.model_and_checkpoint(cfg)
-        assembly.prepare(cfg, context, model=model_cfg)
-        datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(model_cfg)
+        datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
         writer = PredictionWriter(job.output_dir / "predictions")
         trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False, extra=[writer])
         assembly.predict(trainer, model, datamodule, ckpt_path, context.weights_only)
@@ -99,6 +104,8 @@ def _result(cfg: DictConfig, context: RunContext, job: Job, session: Session,
 
 def run(cfg: DictConfig, context: RunContext) -> RunResult:
     """Run one Hydra job of ``context.mode``; rank 0 leaves ``result.json`` for the multirun summary."""
+    # A deprecation inside Lightning under torch 2.13 that users can do nothing about.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     result = FLOWS[context.mode](cfg, context, Job.current())
     if global_rank() == 0:
         write_result(result)
