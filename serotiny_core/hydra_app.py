@@ -22,9 +22,22 @@ from serotiny_core import resolvers
 from serotiny_core.job import override_key, rank_overrides, share_with_ranks
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
-from serotiny_core.project import Project, require_project
+from serotiny_core.project import Project, find_project, require_project
 
 HYDRA_VERSION_BASE = "1.3"
+RUN_HELP = """usage: serotiny {mode} [OVERRIDE ...] [-m] [--cfg {{job,hydra,all}}] [--info [searchpath,...]]
+                      [-cd CONFIG_DIR] [-cn CONFIG_NAME] [--strict] [--debug]
+
+Composes the project's {mode}.yaml with Hydra and runs it. Overrides are Hydra's:
+key=value, +key=value (add), ~key (remove), group=option (e.g. model=tabular_vae).
+  -m, --multirun   one job per combination of comma-separated values
+  --cfg job        print the composed config and stop
+  --info searchpath  where configs are looked up
+  -cd DIR          use DIR as the config folder instead of the project's
+  --strict         only registered components and allow-listed targets
+  --debug          show tracebacks
+
+Run it inside a project (make one with 'serotiny init NAME') to see its config groups."""
 OUTPUT_OVERRIDE = "hydra/output=serotiny"
 
 
@@ -161,6 +174,9 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
     parser = get_args_parser()
     parser.prog = f"serotiny {mode}"
     args = parser.parse_args(argv)
+    if args.help and find_project() is None and args.config_dir is None:
+        print(RUN_HELP.format(mode=mode))  # inside a project Hydra lists its config groups too
+        return 0
     project = require_project(args.config_dir)
     args.config_dir = None  # the project's config folder is the primary path already
     plugins = get_plugins()

@@ -34,7 +34,8 @@ def _destination(relative: Path, package: str) -> Path:
 
 
 def write_manifest(path: Path, seed: int = 0) -> None:
-    """A manifest whose 16 features come from 2 hidden factors: a VAE can find them."""
+    """A manifest whose 16 features come from 2 hidden factors: a VAE can find them,
+    and a regressor can predict the first (the ``target`` column) from them."""
     import numpy as np
     import pandas as pd
 
@@ -44,6 +45,7 @@ def write_manifest(path: Path, seed: int = 0) -> None:
     features = np.tanh(factors @ mixing) + 0.05 * rng.normal(size=(N_ROWS, N_FEATURES))
     frame = pd.DataFrame(features.astype("float32"),
                          columns=[f"feature_{i}" for i in range(N_FEATURES)])
+    frame["target"] = factors[:, 0].astype("float32")  # a regression target (model=basic_model)
     frame.insert(0, "split", rng.choice(["train", "val", "test"], size=N_ROWS, p=[0.7, 0.15, 0.15]))
     frame.insert(0, "sample_id", [f"sample_{i:04d}" for i in range(N_ROWS)])
     path.parent.mkdir(parents=True, exist_ok=True)

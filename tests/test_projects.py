@@ -166,3 +166,31 @@ def test_missing_checkpoint_is_a_clear_error(project, bad):
     result = run_cli("test", bad, cwd=project)
     assert result.code == 2
     assert "/nowhere/last.ckpt" in result.err and "Traceback" not in result.text
+
+
+def test_packaged_configs_train_as_shipped(project):
+    import tifffile
+    import numpy as np
+
+    regression = run_cli("train", "model=basic_model", "data=manifest", "trainer.max_epochs=1", cwd=project)
+    assert regression.code == 0, regression.text
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(24):
+        path = project / "data" / "images" / f"cell{i}.tif"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, rng.random((64, 64)).astype("float32"))
+        rows.append({"path": str(path), "split": "train" if i < 16 else "val"})
+    pd.DataFrame(rows).to_csv(project / "data" / "images.csv", index=False)
+    images = run_cli("train", "model=image_vae", "data=images", "data.num_workers=0",
+                     "trainer.max_epochs=1", cwd=project)
+    assert images.code == 0, images.text
+    pictures = run_cli("train", "model=tabular_vae", "data=manifest", "trainer/callbacks=reconstructions",
+                       "trainer.callbacks.0.every_n_epochs=1", "trainer.max_epochs=1",
+                       "mlflow.run_name=pictures", cwd=project)
+    assert pictures.code == 0, pictures.text
+    assert list(project.glob("outputs/train/*/*/reconstructions/*.png"))
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    [run] = client.search_runs([client.get_experiment_by_name("proj").experiment_id],
+                               "tags.`mlflow.runName` = 'pictures'")
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "reconstructions")]
