@@ -1,4 +1,4 @@
-"""The hooks a serotiny plugin may implement (CONTRACT §2).
+"""The hooks a serotiny plugin may implement.
 
 A plugin is a module named by an entry point of the group
 ``serotiny.plugins``; it marks its implementations with :data:`hookimpl`.

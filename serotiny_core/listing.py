@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from serotiny_core.component import KNOWN_KINDS, Component
@@ -18,11 +19,13 @@ from serotiny_core.plugins import Plugins
 from serotiny_core.registry import Registry, describe_clash
 
 
-def _console() -> Any:
-    from rich.console import Console
+@dataclass
+class Section:
+    """One titled table of the listing."""
 
-    # Off a terminal (pipes, CI logs) a wide table beats one wrapped at 80 columns.
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]]
 
 
 def _kinds(registry: Registry, only: str | None) -> list[str]:
@@ -31,26 +34,34 @@ def _kinds(registry: Registry, only: str | None) -> list[str]:
     return [k for k in ordered if only is None or k == only]
 
 
-def _kind_table(kind: str, components: list[Component]) -> Any:
+def _kind_section(kind: str, components: list[Component]) -> Section:
+    rows = [(c.name, c.target, c.plugin, f"{c.distribution}=={c.version}", c.description,
+             ", ".join(c.aliases)) for c in components]
+    return Section(f"{kind}s", ("name", "target", "plugin", "distribution", "description", "aliases"), rows)
+
+
+def _broken_section(plugins: Plugins) -> Section:
+    rows = [(b.name, f"{b.distribution}=={b.version}", b.error) for b in plugins.broken]
+    return Section("broken plugins (skipped)", ("plugin", "distribution", "error"), rows)
+
+
+def _plain(section: Section) -> str:
+    """Aligned columns for pipes and logs: greppable, and fast for hundreds of rows."""
+    table = [section.columns, *section.rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(section.columns))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+    return "\n".join([f"{section.title}:", *lines, ""])
+
+
+def _rich(section: Section) -> Any:
+    """A table drawn for a terminal, wrapped to its width."""
     from rich.table import Table
 
-    table = Table(title=f"{kind}s", title_justify="left", expand=False)
-    for column in ("name", "target", "plugin", "distribution", "description"):
+    table = Table(title=section.title, title_justify="left")
+    for column in section.columns:
         table.add_column(column)
-    for c in components:
-        name = c.name + (f"\n[dim]aka {', '.join(c.aliases)}[/dim]" if c.aliases else "")
-        table.add_row(name, c.target, c.plugin, f"{c.distribution}=={c.version}", c.description)
-    return table
-
-
-def _broken_table(plugins: Plugins) -> Any:
-    from rich.table import Table
-
-    table = Table(title="broken plugins (skipped)", title_justify="left", style="red")
-    for column in ("plugin", "distribution", "error"):
-        table.add_column(column)
-    for b in plugins.broken:
-        table.add_row(b.name, f"{b.distribution}=={b.version}", b.error)
+    for row in section.rows:
+        table.add_row(*row)
     return table
 
 
@@ -62,19 +73,29 @@ def list_components(plugins: Plugins, kind: str | None = None, as_json: bool = F
                    "broken": [b.as_dict() for b in plugins.broken]}
         print(json.dumps(payload, indent=2))
         return 0
-    console = _console()
-    for k in _kinds(registry, kind):
-        console.print(_kind_table(k, registry.components(k)))
+    sections = [_kind_section(k, registry.components(k)) for k in _kinds(registry, kind)]
+    sections += [_broken_section(plugins)] if plugins.broken else []
+    notes = [f"clash: {name!r} is registered by {describe_clash(found)}; use '<plugin>:{name}' in configs"
+             for name, found in sorted(registry.clashes().items())]
     if kind is not None and not _kinds(registry, kind):
-        console.print(f"no components of kind {kind!r}")
-    for name, found in sorted(registry.clashes().items()):
-        console.print(f"[yellow]clash:[/yellow] {name!r} is registered by {describe_clash(found)}; "
-                      f"use '<plugin>:{name}' in configs")
-    if plugins.broken:
-        console.print(_broken_table(plugins))
+        notes.append(f"no components of kind {kind!r}")
     if plugins.disabled:
-        console.print(f"disabled by SEROTINY_DISABLE_PLUGINS: {', '.join(plugins.disabled)}")
+        notes.append(f"disabled by SEROTINY_DISABLE_PLUGINS: {', '.join(plugins.disabled)}")
+    _print(sections, notes)
     return 0
+
+
+def _print(sections: list[Section], notes: list[str]) -> None:
+    if not sys.stdout.isatty():
+        print("\n".join([*map(_plain, sections), *notes]))
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    for section in sections:
+        console.print(_rich(section))
+    for note in notes:
+        console.print(note, markup=False)
 
 
 def _first_paragraph(obj: Any) -> str:

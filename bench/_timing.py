@@ -1,0 +1,144 @@
+"""Shared helpers for the ``bench/*.py`` scripts (not a benchmark itself).
+
+Every benchmark measures serotiny and its baseline in the same run, in
+alternation (A, B, A, B, ...) so that drift in the machine's speed (other
+processes, CPU frequency, page cache) hits both alike, and reports medians
+and ratios. Nothing here asserts a time: a missed goal is printed as
+``MISSED``, never raised.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SEROTINY = str(BIN / "serotiny")
+PYTHON = sys.executable
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for child processes: this one, minus what would skew a timing."""
+    # PYTHONDONTWRITEBYTECODE is dropped: a normal install caches bytecode (pip
+    # compiles at install time), so a fresh interpreter does not recompile sources.
+    skip = ("PYTHONPATH", "HYDRA_FULL_ERROR", "SEROTINY_DEBUG", "PYTHONPROFILEIMPORTTIME",
+            "PYTHONDONTWRITEBYTECODE", "SEROTINY_DISABLE_PLUGINS")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
+    env.update(extra or {})
+    return env
+
+
+def run_timed(cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
+              check: bool = True, timeout: float = 600) -> float:
+    """Wall seconds of one subprocess, from just before spawning to its exit."""
+    start = time.perf_counter()
+    proc = subprocess.run(list(cmd), env=dict(env) if env is not None else None, cwd=cwd,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+    elapsed = time.perf_counter() - start
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n"
+                           f"{proc.stderr.decode(errors='replace')[-3000:]}")
+    return elapsed
+
+
+def alternate(cases: Mapping[str, Callable[[], float | None]], repeats: int,
+              warmup: int = 1) -> dict[str, list[float]]:
+    """Run each case ``warmup`` times untimed, then ``repeats`` rounds in alternation.
+
+    A case returns its own measurement (seconds, rows/s...) or None to have
+    its wall time taken here.
+    """
+    for _ in range(warmup):
+        for case in cases.values():
+            case()
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, case in cases.items():
+            start = time.perf_counter()
+            value = case()
+            results[name].append(time.perf_counter() - start if value is None else value)
+    return results
+
+
+def paired_ratio(ours: Sequence[float], base: Sequence[float]) -> float:
+    """Median of the per-round ratios: each round ran both cases back to back, so
+    a slow spell of the machine divides out (sturdier than a ratio of medians)."""
+    return median([a / b for a, b in zip(ours, base)])
+
+
+def verdict(ratio: float, goal: float, higher_is_better: bool) -> str:
+    met = ratio >= goal if higher_is_better else ratio <= goal
+    sign = ">=" if higher_is_better else "<="
+    return f"{sign} {goal:g}x: {'met' if met else 'MISSED'}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (what bench/README.md holds)."""
+    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |"
+
+    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), separator, *(line(row) for row in cells[1:])])
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def rate(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    return f"{value / 1e3:.1f} k" if value >= 1e4 else f"{value:,.0f}"
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its reaped children."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    """One line naming the machine and the software the numbers came from."""
+    import importlib.metadata as md
+
+    def version(name: str) -> str:
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "-"
+
+    return (f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}, "
+            f"torch {version('torch')}, pytorch-lightning {version('pytorch-lightning')}, "
+            f"mlflow {version('mlflow')}, pandas {version('pandas')}, serotiny {version('serotiny')}")
+
+
+def header(title: str) -> None:
+    print(f"\n## {title}\n")
+    print(f"machine: {machine()}\n")
+    sys.stdout.flush()
