@@ -6,6 +6,7 @@ so each flow stays a short, readable function.
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,10 @@ def _explain(error: Exception, trainer: Any, model: Any, ckpt_path: Any) -> Sero
 def _call(method: Any, trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
           weights_only: bool | None) -> Any:
     _check_checkpoint(ckpt_path)
+    # Everything imported so far (torch, Lightning, MLflow) lives as long as the
+    # process: frozen, the garbage collector stops rescanning it during the fit
+    # and at exit, where it cost seconds.
+    gc.freeze()
     try:
         return method(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only)
     except SerotinyError:

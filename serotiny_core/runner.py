@@ -60,6 +60,7 @@ def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> 
     ``ckpt_path`` (with this config's model) or of an MLflow run (with the run's model)."""
     model_cfg, ckpt_path = session.model_and_checkpoint(cfg)
     assembly.prepare(cfg, context, model=model_cfg)
+    assembly.seed(cfg)
     return assembly.instantiate(cfg.data), assembly.instantiate(model_cfg), ckpt_path
 
 

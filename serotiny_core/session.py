@@ -25,6 +25,7 @@ from serotiny_core.tracking import Tracker, TrackingSettings, embedded_store, ru
 
 log = logging.getLogger("serotiny")
 CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
+BEST_CHECKPOINT_TAG = "serotiny.best_checkpoint"
 
 
 def tracking_settings(cfg: DictConfig, context: RunContext, job: Job) -> TrackingSettings | None:
@@ -99,17 +100,22 @@ class Session:
 
     # -- resuming and reusing a run's checkpoint -------------------------------------------
 
-    def _run_checkpoint(self, names: tuple[str, ...]) -> Path | None:
-        """The run's checkpoint, from its local folder or else downloaded from its artifacts."""
+    def _local_checkpoint(self, name: str) -> Path | None:
+        """Where the run's train command left checkpoint ``name``, if it is still there."""
         assert self.tracker is not None
-        local = self.tracker.previous_tags.get(CHECKPOINT_DIR_TAG)
+        tags = self.tracker.previous_tags
+        folder = tags.get(CHECKPOINT_DIR_TAG)
+        path = tags.get(BEST_CHECKPOINT_TAG) if name == "best.ckpt" else folder and f"{folder}/{name}"
+        return Path(path) if path and Path(path).is_file() else None
+
+    def _run_checkpoint(self, names: tuple[str, ...]) -> Path | None:
+        """The run's first checkpoint of ``names``, from local disk or else its artifacts."""
+        assert self.tracker is not None
         for name in names:
-            if local and (Path(local) / name).is_file():
-                return Path(local) / name
-        for name in names:
-            fetched = self.tracker.download(f"checkpoints/{name}", self.job.output_dir / "restored")
-            if fetched is not None:
-                return fetched
+            found = self._local_checkpoint(name) or self.tracker.download(
+                f"checkpoints/{name}", self.job.output_dir / "restored")
+            if found is not None:
+                return found
         return None
 
     def resume_checkpoint(self, cfg: DictConfig) -> str | None:
@@ -164,6 +170,7 @@ class Session:
             chosen["last.ckpt"] = checkpoint.last_model_path
         if mode in ("last", "best", "all") and checkpoint.monitor and checkpoint.best_model_path:
             chosen["best.ckpt"] = checkpoint.best_model_path
+            self.tracker.set_tags({BEST_CHECKPOINT_TAG: checkpoint.best_model_path})
         if mode == "all" and checkpoint.dirpath:
             chosen.update({p.name: str(p) for p in Path(checkpoint.dirpath).glob("*.ckpt")})
         for name, path in chosen.items():

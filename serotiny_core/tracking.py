@@ -179,15 +179,19 @@ class Tracker:
         experiment_id = self.experiment_id()
         existing = self.find_run(experiment_id) if reopen else None
         all_tags = {**tags, **self.settings.tags}
-        if existing is not None:
-            self._reopen(existing)
-        else:
-            if self.settings.run_name:
-                all_tags["mlflow.runName"] = self.settings.run_name
+        if existing is None:
             self.run_id = self.client.create_run(experiment_id, tags=all_tags,
                                                  run_name=self.settings.run_name).info.run_id
-        for key, value in all_tags.items():
-            self.guard(f"tag {key}", self.client.set_tag, self.run_id, key, value)
+            return
+        self._reopen(existing)
+        self.set_tags(all_tags)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """All tags in one write."""
+        from mlflow.entities import RunTag
+
+        self.guard("tags", self.client.log_batch, self.run_id,
+                   tags=[RunTag(k, v) for k, v in tags.items()])
 
     def open_existing(self) -> Any:
         """The run ``test``/``predict`` refer to; an error when there is none."""
