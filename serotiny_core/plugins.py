@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from collections import defaultdict
 from functools import lru_cache
+from types import ModuleType
 from importlib import metadata
 from typing import Any, Callable
 
@@ -104,10 +106,31 @@ def _info(ep: metadata.EntryPoint) -> PluginInfo:
     return PluginInfo(ep.name, *_name_and_version(dist), module)
 
 
-def _call_hook(plugins: Plugins, info: PluginInfo, hook: str) -> list[Any] | None:
-    """Call one plugin's implementation of ``hook``; record it as broken if it raises."""
-    caller = getattr(plugins.manager.hook, hook)
-    impls = [i for i in caller.get_hookimpls() if i.plugin_name == info.name]
+HOOK_NAMES = tuple(name for name in vars(hookspecs) if name.startswith("serotiny_"))
+
+
+def _hooks_of(plugin: Any, name: str) -> ModuleType:
+    """A bare module holding only the plugin's hook functions.
+
+    pluggy inspects every attribute of what it registers (for an object, its
+    class's too); for 200 plugin modules that costs more than importing them.
+    """
+    hooks = ModuleType(f"serotiny_plugin_hooks.{name}")
+    for hook in HOOK_NAMES:
+        if hasattr(plugin, hook):
+            setattr(hooks, hook, getattr(plugin, hook))
+    return hooks
+
+
+def _impls_by_plugin(manager: pluggy.PluginManager, hook: str) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for impl in getattr(manager.hook, hook).get_hookimpls():
+        grouped[impl.plugin_name].append(impl)
+    return grouped
+
+
+def _call_hook(plugins: Plugins, info: PluginInfo, hook: str, impls: list[Any]) -> list[Any] | None:
+    """Call one plugin's implementations of ``hook``; record it as broken if one raises."""
     results: list[Any] = []
     try:
         for impl in impls:
@@ -127,18 +150,18 @@ def _mark_broken(plugins: Plugins, info: PluginInfo, error: str) -> None:
 
 def _register(plugins: Plugins, ep: metadata.EntryPoint, info: PluginInfo) -> None:
     try:
-        module = ep.load()
-        plugins.manager.register(module, name=ep.name)
+        plugins.manager.register(_hooks_of(ep.load(), ep.name), name=ep.name)
     except Exception as error:
         _mark_broken(plugins, info, f"cannot load {ep.value!r}: {one_line(error)}")
         return
     plugins.loaded.append(info)
 
 
-def _collect(plugins: Plugins, info: PluginInfo) -> None:
+def _collect(plugins: Plugins, info: PluginInfo, impls: dict[str, dict[str, list[Any]]]) -> None:
     """Ask one plugin for its components and config dirs, all or nothing."""
-    declared = _call_hook(plugins, info, "serotiny_components")
-    dirs = _call_hook(plugins, info, "serotiny_config_dirs") if declared is not None else None
+    declared = _call_hook(plugins, info, "serotiny_components", impls["serotiny_components"][info.name])
+    dirs = (_call_hook(plugins, info, "serotiny_config_dirs", impls["serotiny_config_dirs"][info.name])
+            if declared is not None else None)
     if declared is None or dirs is None:
         return
     try:
@@ -171,8 +194,9 @@ def discover(entry_points: Callable[[], list[metadata.EntryPoint]] = _entry_poin
                 f"another distribution already registers a plugin named {ep.name!r}", info.module))
         else:
             _register(plugins, ep, info)
+    impls = {hook: _impls_by_plugin(manager, hook) for hook in HOOK_NAMES}
     for info in list(plugins.loaded):
-        _collect(plugins, info)
+        _collect(plugins, info, impls)
     return plugins
 
 
