@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -91,7 +91,29 @@ class ManifestDataset(Dataset):
 
 class ManifestBatchSampler(BatchSampler):
     """A BatchSampler subclass: Lightning rebuilds subclasses around its DistributedSampler
-    under DDP, where it would replace a plain one's sampler and break batching."""
+    under DDP, where it would replace a plain one's sampler and break batching.
+
+    Over a plain random or sequential order it hands out slices of one index
+    tensor: building a list of 256 Python ints per batch cost a third of the
+    loader's time at 1M rows.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        order = self._order()
+        if order is None:  # e.g. Lightning's DistributedSampler under DDP
+            yield from super().__iter__()
+            return
+        stop = len(order) - (len(order) % self.batch_size if self.drop_last else 0)
+        for start in range(0, stop, self.batch_size):
+            yield order[start:start + self.batch_size]
+
+    def _order(self) -> torch.Tensor | None:
+        sampler = self.sampler
+        if isinstance(sampler, SequentialSampler):
+            return torch.arange(len(sampler.data_source))
+        if isinstance(sampler, RandomSampler) and not sampler.replacement and sampler._num_samples is None:
+            return torch.randperm(len(sampler.data_source), generator=sampler.generator)
+        return None
 
 
 def keep_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
