@@ -80,8 +80,9 @@ def test_sigint_then_the_same_command_resumes_the_same_run(project):
     client = client_for(project)
     killed = only_run(client)
     assert killed.info.status == "KILLED"
+    # the checkpoint is written at validation end, before the epoch's train_loss is logged
     done_before = len(client.get_metric_history(killed.info.run_id, "train_loss"))
-    assert 1 <= done_before < 6
+    assert done_before < 6
     resumed = run_cli(*command[1:], cwd=project)
     assert resumed.code == 0, resumed.text
     assert "resuming from" in resumed.text
