@@ -15,23 +15,15 @@ from pytorch_lightning.callbacks import EarlyStopping
 from torch import nn
 from torch.utils.data import DataLoader, StackDataset
 
+from projects import SEED_MODEL
 from serotiny_core.batch import INDEX_KEY
 from serotiny_plugins.models.base import to_hparam
 from serotiny_plugins.models.basic import BasicModel
 from serotiny_plugins.models.image_vae import ImageVAE
 from serotiny_plugins.models.tabular_vae import TabularVAE
 
-SEED_YAML = """
-_target_: serotiny_plugins.models.tabular_vae.TabularVAE
-x_dim: 100
-latent_dim: 16
-hidden_layers: [32, 32, 32]
-x_label: "x"
-optimizer:
-  _partial_: true
-  _target_: torch.optim.Adam
-  lr: 1e-3
-"""
+# The seed's model YAML, its alias spelled as the import path Hydra needs without serotiny's registry.
+SEED_YAML = SEED_MODEL.replace("serotiny.models.TabularVAE", "serotiny_plugins.models.tabular_vae.TabularVAE")
 
 N_ROWS = 256
 
