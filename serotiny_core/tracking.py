@@ -225,14 +225,6 @@ class Tracker:
         self.guard(f"config/{artifact_name}", self.client.log_text, self.run_id,
                    OmegaConf.to_yaml(cfg, resolve=True), f"config/{artifact_name}")
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
-        import time
-
-        now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self.guard("metrics", self.client.log_batch, self.run_id, metrics=items)
-
     def log_artifact(self, path: Path, folder: str) -> None:
         self.guard(f"{folder}/{path.name}", self.client.log_artifact, self.run_id, str(path), folder)
 
