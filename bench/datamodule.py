@@ -212,6 +212,8 @@ def memory(path: Path, tmp: Path) -> list[list[str]]:
 
 
 def main() -> None:
+    """Both tables; with ``--memory-only``, just the setup memory (a few seconds, not minutes)."""
+    memory_only = "--memory-only" in sys.argv[1:]
     header("bench/datamodule.py: ManifestDatamodule rows/s and setup memory")
     rows = []
     with tempfile.TemporaryDirectory(prefix="serotiny-bench-dm-") as tmp:
@@ -221,14 +223,16 @@ def main() -> None:
             paths[label] = tmp_path / f"manifest_{label}.parquet"
             write_manifest(paths[label], n)
         memory_rows = memory(paths["1M"], tmp_path)
-        for label in SIZES:
+        for label in [] if memory_only else SIZES:
             rows += bench_size(label, paths[label])
             sys.stdout.flush()
-    print(f"rows/s over one shuffled epoch of the train split, batch {BATCH}, num_workers=0, "
-          f"torch threads={THREADS}; "
-          f"median of {REPEATS['100k']} (100k) / {REPEATS['1M']} (1M) epochs, alternating; "
-          "ratio = ManifestDatamodule / baseline\n")
-    print(table(["loader", "rows/s", "ManifestDatamodule vs it", "median of paired ratios", "goal"], rows))
+    if not memory_only:
+        print(f"rows/s over one shuffled epoch of the train split, batch {BATCH}, num_workers=0, "
+              f"torch threads={THREADS}; "
+              f"median of {REPEATS['100k']} (100k) / {REPEATS['1M']} (1M) epochs, alternating; "
+              "ratio = ManifestDatamodule / baseline\n")
+        print(table(["loader", "rows/s", "ManifestDatamodule vs it", "median of paired ratios", "goal"],
+                    rows))
     print("\npeak memory of `ManifestDatamodule(...).setup(\"fit\")`, 1M rows, in a fresh process\n")
     print(table(["measure", "MB", "vs raw array", "goal"], memory_rows))
 
