@@ -66,7 +66,7 @@ def test_csv_splits_are_canonicalised_and_batches_are_dicts(tmp_path):
     np.testing.assert_allclose(batch["x"].numpy(), rows[["f0", "f1", "f2"]].to_numpy(), rtol=1e-6)
     seen = torch.cat([b[INDEX_KEY] for b in batches]).sort().values
     assert seen.tolist() == [0, 1, 2, 3]
-    # Gathered once at setup into row-contiguous tensors: a batch is one index_select.
+    # Whole-manifest tensors, row-contiguous for the shuffled split: a batch is one index_select.
     assert all(t.is_contiguous() for t in dm.dataset("train").sources.values())
 
 
@@ -93,6 +93,33 @@ def test_parquet_columns_projection_reads_only_listed_columns(tmp_path):
     assert next(iter(dm.train_dataloader()))["x"].shape == (4, 1)
     with pytest.raises(DataError, match=r"columns: .*no column\(s\) \['nope'\]"):
         ManifestDatamodule(str(path), {"x": LoadColumn("f1")}, columns=["nope"]).setup("fit")
+
+
+def test_parquet_float_columns_are_shared_not_copied(tmp_path):
+    path = tmp_path / "manifest.parquet"
+    frame = _frame().astype({"f1": "float32"})
+    frame.index = pd.Index([f"r{i}" for i in range(len(frame))], name="row")
+    frame.to_parquet(path)
+    dm = ManifestDatamodule(str(path), {"x": LoadColumns(regex="^f[02]$", dtype="float64")}, batch_size=4)
+    dm.setup("fit")
+    read = dm.frame("predict")
+    expected = pd.read_parquet(path).reset_index()
+    pd.testing.assert_frame_equal(read, expected)  # same columns, order and dtypes as pandas reads
+    features = dm.dataset("train").sources["x"]
+    assert features is dm.dataset("val").sources["x"] and features.is_contiguous()
+    assert np.shares_memory(features.numpy(), read["f2"].to_numpy())  # f1 (float32) is not between
+    batch = next(iter(dm.train_dataloader()))
+    rows = dm.frame("train").iloc[batch[INDEX_KEY].numpy()]
+    np.testing.assert_array_equal(batch["x"].numpy(), rows[["f0", "f2"]].to_numpy())
+
+
+def test_parquet_nan_is_named_like_csv(tmp_path):
+    path = tmp_path / "manifest.parquet"
+    frame = _frame()
+    frame.loc[7, "f1"] = np.nan
+    frame.to_parquet(path)
+    with pytest.raises(DataError, match="'f1' holds nan at row 7"):
+        ManifestDatamodule(str(path), _features()).setup("fit")
 
 
 def test_csv_columns_projection(tmp_path):
