@@ -56,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _list_components(args: argparse.Namespace) -> int:
     from serotiny_core.listing import list_components
-    from serotiny_core.plugins import get_plugins
+    from serotiny_core.plugins import listed_plugins
 
-    return list_components(get_plugins(), kind=args.kind, as_json=args.json)
+    return list_components(listed_plugins(), kind=args.kind, as_json=args.json)
 
 
 def _show_component(args: argparse.Namespace) -> int:

@@ -4,6 +4,10 @@ pluggy's ``load_setuptools_entrypoints`` stops at the first plugin that
 fails to import; here each entry point is loaded and each hook called in
 isolation, so a broken plugin is recorded (name, distribution, version, the
 error's first line) and skipped while the rest keep working.
+
+Listing goes through :func:`listed_plugins`, which takes what unchanged
+plugins declared last time from :mod:`serotiny_core.plugin_cache` instead of
+importing them; running commands import every plugin (:func:`get_plugins`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pluggy
 
 from serotiny_core import hookspecs
 from serotiny_core.component import Component
+from serotiny_core.plugin_cache import Declared, PluginCache
 
 DISABLE_ENV = "SEROTINY_DISABLE_PLUGINS"
 # The distribution that ships the built-in components: its config folder
@@ -148,55 +153,90 @@ def _mark_broken(plugins: Plugins, info: PluginInfo, error: str) -> None:
     plugins.loaded = [p for p in plugins.loaded if p.name != info.name]
 
 
-def _register(plugins: Plugins, ep: metadata.EntryPoint, info: PluginInfo) -> None:
+def _register(plugins: Plugins, ep: metadata.EntryPoint, info: PluginInfo) -> bool:
     try:
         plugins.manager.register(_hooks_of(ep.load(), ep.name), name=ep.name)
     except Exception as error:
         _mark_broken(plugins, info, f"cannot load {ep.value!r}: {one_line(error)}")
-        return
+        return False
     plugins.loaded.append(info)
+    return True
 
 
-def _collect(plugins: Plugins, info: PluginInfo, impls: dict[str, dict[str, list[Any]]]) -> None:
+def _collect(plugins: Plugins, info: PluginInfo,
+             impls: dict[str, dict[str, list[Any]]]) -> Declared | None:
     """Ask one plugin for its components and config dirs, all or nothing."""
     declared = _call_hook(plugins, info, "serotiny_components", impls["serotiny_components"][info.name])
     dirs = (_call_hook(plugins, info, "serotiny_config_dirs", impls["serotiny_config_dirs"][info.name])
             if declared is not None else None)
     if declared is None or dirs is None:
-        return
+        return None
     try:
         components = [Component.coerce(item) for item in declared]
     except (TypeError, ValueError) as error:
         _mark_broken(plugins, info, f"serotiny_components() returned {one_line(error)}")
-        return
-    for component in components:
+        return None
+    return Declared(components, [str(d) for d in dirs])
+
+
+def _add(plugins: Plugins, info: PluginInfo, declared: Declared) -> None:
+    for component in declared.components:
         plugins.components.append(Component(
             kind=component.kind, name=component.name, target=component.target,
             aliases=component.aliases, description=component.description,
             plugin=info.name, distribution=info.distribution, version=info.version))
-    plugins.config_dirs.extend((info, str(d)) for d in dirs)
+    plugins.config_dirs.extend((info, d) for d in declared.config_dirs)
 
 
-def discover(entry_points: Callable[[], list[metadata.EntryPoint]] = _entry_points) -> Plugins:
-    """Load every ``serotiny.plugins`` entry point, isolating failures."""
+Asked = tuple[metadata.EntryPoint, PluginInfo, Declared | None]
+
+
+def _declare(plugins: Plugins, asked: list[Asked], cache: PluginCache | None) -> None:
+    """Add each plugin's components and config dirs in entry-point order, cached or asked now."""
+    impls = {hook: _impls_by_plugin(plugins.manager, hook) for hook in HOOK_NAMES}
+    for ep, info, cached in asked:
+        declared = cached if cached is not None else _collect(plugins, info, impls)
+        if declared is None:
+            continue
+        _add(plugins, info, declared)
+        if cache is not None and cached is None:
+            cache.put(ep, declared)
+
+
+def discover(entry_points: Callable[[], list[metadata.EntryPoint]] = _entry_points,
+             cache: PluginCache | None = None) -> Plugins:
+    """Load every ``serotiny.plugins`` entry point, isolating failures.
+
+    With a ``cache``, a plugin whose hook results it holds is neither
+    imported nor registered with the manager: fit for listing, not for
+    running, where importing a plugin may matter by itself.
+    """
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     plugins = Plugins(manager=manager)
     blocked = disabled_names()
+    claimed: set[str] = set()
+    asked: list[Asked] = []
     for ep in entry_points():
         info = _info(ep)
         if ep.name in blocked:
             manager.set_blocked(ep.name)
             plugins.disabled.append(ep.name)
-        elif manager.has_plugin(ep.name) or manager.is_blocked(ep.name):
+        elif ep.name in claimed or manager.is_blocked(ep.name):
             plugins.broken.append(BrokenPlugin(
                 info.name, info.distribution, info.version,
                 f"another distribution already registers a plugin named {ep.name!r}", info.module))
         else:
-            _register(plugins, ep, info)
-    impls = {hook: _impls_by_plugin(manager, hook) for hook in HOOK_NAMES}
-    for info in list(plugins.loaded):
-        _collect(plugins, info, impls)
+            cached = cache.get(ep) if cache is not None else None
+            if cached is not None:
+                plugins.loaded.append(info)
+            elif not _register(plugins, ep, info):
+                continue
+            claimed.add(ep.name)
+            asked.append((ep, info, cached))
+    _declare(plugins, asked, cache)
+    if cache is not None:
+        cache.save()
     return plugins
 
 
@@ -204,6 +244,11 @@ def discover(entry_points: Callable[[], list[metadata.EntryPoint]] = _entry_poin
 def get_plugins() -> Plugins:
     """The plugins of this process, discovered once."""
     return discover()
+
+
+def listed_plugins() -> Plugins:
+    """The plugins as a listing sees them: hook results from the cache where it has them."""
+    return discover(cache=PluginCache.open())
 
 
 def ordered_config_dirs(plugins: Plugins) -> list[tuple[str, str]]:
