@@ -64,9 +64,18 @@ def site(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def plugin_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A plugin cache folder of this test's own: no test reads or fills the user's."""
+    path = tmp_path_factory.mktemp("plugin-cache")
+    monkeypatch.setenv("SEROTINY_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture
-def site_env(site: Path) -> dict[str, str]:
-    return {"PYTHONPATH": str(site)}
+def site_env(site: Path, plugin_cache: Path) -> dict[str, str]:
+    """The environment that puts ``site`` on the path; whole, for tests that pass only it."""
+    return {"PYTHONPATH": str(site), "SEROTINY_CACHE_DIR": str(plugin_cache)}
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,101 @@ def test_every_builtin_target_imports(tmp_path):
     assert proc.returncode == 0, proc.stderr
     count, broken = proc.stdout.split()
     assert int(count) == 13 and broken == "0"  # 3 models, 1 datamodule, 4 loaders, 5 callbacks
+
+
+def logged_widget(target: str, log: Path) -> str:
+    """A plugin that notes each import of its module in ``log``: listing from the cache imports nothing."""
+    return f'''
+from serotiny_core import hookimpl
+
+with open({str(log)!r}, "a") as log:
+    log.write("imported\\n")
+
+@hookimpl
+def serotiny_components():
+    return [dict(kind="model", name="Widget", target="{target}")]
+'''
+
+
+def widgets(env: dict, cwd: Path) -> set[str]:
+    """The targets listed under the name Widget."""
+    return {c["target"] for c in listing(env, cwd)["components"] if c["name"] == "Widget"}
+
+
+def imports(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def rewrite(path: Path, text: str, keep_stat: bool = False) -> None:
+    """Write ``text`` to ``path``; ``keep_stat`` keeps its size and mtime: a change no stamp can see."""
+    before = path.stat()
+    assert not keep_stat or len(text) == before.st_size
+    path.write_text(text)
+    if keep_stat:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_cached_listing_follows_changes_to_the_distribution(site, site_env, tmp_path, plugin_cache):
+    log = tmp_path / "imports.log"
+    make_plugin(site, "serotiny-one", "1.0", "one", "one_pkg.plugin", logged_widget("one_pkg.W", log))
+    assert widgets(site_env, tmp_path) == {"one_pkg.W"} and imports(log) == 1
+    assert list(plugin_cache.glob("plugins-*.json"))
+    assert widgets(site_env, tmp_path) == {"one_pkg.W"} and imports(log) == 1  # from the cache
+
+    rewrite(site / "one_pkg" / "plugin.py", logged_widget("one_pkg.Widget2", log))
+    assert widgets(site_env, tmp_path) == {"one_pkg.Widget2"} and imports(log) == 2
+    metadata_file = site / "serotiny_one-1.0.dist-info" / "METADATA"
+    stat = metadata_file.stat()
+    os.utime(metadata_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # e.g. reinstalled
+    assert widgets(site_env, tmp_path) == {"one_pkg.Widget2"} and imports(log) == 3
+    assert widgets(site_env, tmp_path) == {"one_pkg.Widget2"} and imports(log) == 3
+
+    assert widgets({**site_env, "SEROTINY_DISABLE_PLUGINS": "one"}, tmp_path) == set()
+    assert widgets({**site_env, "SEROTINY_NO_CACHE": "1"}, tmp_path) == {"one_pkg.Widget2"}
+    assert imports(log) == 4
+
+
+def test_editable_plugins_are_never_served_from_the_cache(site, site_env, tmp_path, plugin_cache):
+    log = tmp_path / "imports.log"
+    src = tmp_path / "src"  # a path finder's tree: the module lives outside the folder of its dist-info
+    make_plugin(site, "serotiny-edit", "1.0", "edit", "edit_pkg.plugin", logged_widget("edit_pkg.W", log))
+    (site / "serotiny_edit-1.0.dist-info" / "direct_url.json").write_text(
+        json.dumps({"url": f"file://{tmp_path}", "dir_info": {"editable": True}}))
+    make_plugin(src, "serotiny-dev", "1.0", "dev", "dev_pkg.plugin", logged_widget("dev_pkg.W", log))
+    (src / "serotiny_dev-1.0.dist-info").rename(site / "serotiny_dev-1.0.dist-info")
+    env = {**site_env, "PYTHONPATH": f"{site}{os.pathsep}{src}", "PYTHONDONTWRITEBYTECODE": "1"}
+    assert widgets(env, tmp_path) == {"edit_pkg.W", "dev_pkg.W"} and imports(log) == 2
+
+    rewrite(site / "edit_pkg" / "plugin.py", logged_widget("edit_pkg.V", log), keep_stat=True)
+    rewrite(src / "dev_pkg" / "plugin.py", logged_widget("dev_pkg.V", log), keep_stat=True)
+    assert widgets(env, tmp_path) == {"edit_pkg.V", "dev_pkg.V"} and imports(log) == 4
+    assert not any("_pkg" in path.read_text() for path in plugin_cache.glob("plugins-*.json"))
+
+
+def test_a_corrupt_or_unwritable_cache_is_ignored(site, site_env, tmp_path, plugin_cache):
+    log = tmp_path / "imports.log"
+    make_plugin(site, "serotiny-one", "1.0", "one", "one_pkg.plugin", logged_widget("one_pkg.W", log))
+    assert widgets(site_env, tmp_path) == {"one_pkg.W"}
+    (cached,) = plugin_cache.glob("plugins-*.json")
+    payload = json.loads(cached.read_text())
+    for entry in payload["plugins"].values():  # stamps still current, contents nonsense
+        entry["components"] = [{"kind": 7, "name": ["Widget"]}]
+    for damaged in (json.dumps(payload).encode(), cached.read_bytes()[:200], b"\xff\xfe\0 not json"):
+        cached.write_bytes(damaged)
+        result = run_cli("list-components", "--json", cwd=tmp_path, env=site_env)
+        assert result.code == 0 and result.err == "", result.text
+        assert "one_pkg.W" in {c["target"] for c in json.loads(result.out)["components"]}
+    assert imports(log) == 4
+    assert widgets(site_env, tmp_path) == {"one_pkg.W"} and imports(log) == 4  # rewritten whole
+
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    assert widgets({**site_env, "SEROTINY_CACHE_DIR": str(not_a_folder / "cache")}, tmp_path) == {"one_pkg.W"}
+
+
+def test_broken_plugins_are_not_cached(site, site_env, tmp_path):
+    make_plugin(site, "serotiny-raises", "2.0", "raises", "raises_pkg.plugin", HOOK_RAISES)
+    for _ in range(2):
+        (broken,) = listing(site_env, tmp_path)["broken"]
+        assert broken["plugin"] == "raises" and broken["distribution"] == "serotiny-raises"
+        assert "database of shapes is offline" in broken["error"]
