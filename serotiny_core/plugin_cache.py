@@ -118,7 +118,7 @@ def _encode(declared: Declared, stamp: list[Stat], module_file: str) -> dict[str
 def _decode(record: dict[str, Any]) -> Declared | None:
     """The entry as hook results; None for anything serotiny would not have written."""
     try:
-        components = [Component.coerce(item) for item in record["components"]]
+        components = [Component(**item) for item in record["components"]]
         dirs = list(record["config_dirs"])
     except (KeyError, TypeError, ValueError):
         return None
