@@ -1,36 +1,74 @@
-"""The Lightning logger bound to a run that :class:`serotiny_core.tracking.Tracker` manages."""
+"""The Lightning logger bound to a run that the command's MLflow process manages."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Mapping
 
 from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.loggers.logger import Logger
 
 if TYPE_CHECKING:
-    from serotiny_core.tracking import Tracker
+    from serotiny_core.tracking_process import TrackingProcess
+
+NOT_IN_METRIC_NAMES = re.compile(r"[^a-zA-Z0-9_/. -]+")  # what MLflow refuses in a metric name
+
+
+class RemoteClient:
+    """``logger.experiment``: MlflowClient's methods, run in the MLflow process."""
+
+    def __init__(self, tracking: "TrackingProcess") -> None:
+        self._tracking = tracking
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._tracking.client_call(name, *args, **kwargs)
 
 
 class RunLogger(MLFlowLogger):
-    """Lightning's MLflow logger bound to a run we manage; logging never raises.
+    """Lightning's MLflow logger for a run we manage; it never imports MLflow here.
 
-    Subclassing MLFlowLogger keeps callbacks that look for it (to upload
-    artifacts) working. Hyperparameters are logged by :class:`Tracker` from
-    the composed config, and the run's status is set by it, not here.
+    A subclass of MLFlowLogger, so that callbacks which look for one (to
+    upload artifacts through ``logger.experiment``) keep working; but
+    MLFlowLogger's own constructor opens an MLflow client, which is what
+    the MLflow process is for, so only Lightning's base Logger is set up.
+    Metrics are sent without waiting; hyperparameters are logged from the
+    composed config and the run's status is set when the command ends.
     """
 
-    def __init__(self, tracker: "Tracker") -> None:
-        super().__init__(tracking_uri=tracker.settings.tracking_uri, run_id=tracker.run_id,
-                         experiment_name=tracker.settings.experiment_name)
-        self._tracker = tracker
+    def __init__(self, tracking: "TrackingProcess") -> None:
+        Logger.__init__(self)
+        self._tracking = tracking
+        self._tracking_uri = tracking.settings.tracking_uri
+        self._experiment_name = tracking.settings.experiment_name
+        self._run_id = tracking.state.run_id
+        self._experiment_id = tracking.state.experiment_id
+        self._prefix = ""
+        self._client = RemoteClient(tracking)
+
+    @property
+    def experiment(self) -> Any:
+        return self._client
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run_id
+
+    @property
+    def experiment_id(self) -> str | None:
+        return self._experiment_id
 
     def log_hyperparams(self, params: Any) -> None:
         """The composed config is logged instead (see Tracker.log_config)."""
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        self._tracker.guard(f"metrics at step {step}", super().log_metrics, metrics, step)
+        values = {NOT_IN_METRIC_NAMES.sub("", key): float(value) for key, value in metrics.items()
+                  if not isinstance(value, str)}
+        self._tracking.log_metrics(values, step or 0)
 
     def finalize(self, status: str = "success") -> None:
-        """The Tracker ends the run."""
+        """The command ends the run."""
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        """Checkpoints are uploaded by the Tracker when the command ends."""
+        """Checkpoints are uploaded when the command ends."""

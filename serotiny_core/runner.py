@@ -38,11 +38,11 @@ class RunResult:
     output_dir: Path
 
 
-def train(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
+def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
     assembly.prepare(cfg, context)
     assembly.seed(cfg)
     datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(cfg.model)
-    with Session.start(cfg, context, job) as session:
+    with session.run(cfg):
         ckpt_path = cfg.get("ckpt_path") or session.resume_checkpoint(cfg)
         if session.finished_already:
             return _result(cfg, context, job, session, None)
@@ -64,18 +64,18 @@ def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> 
     return assembly.instantiate(cfg.data), assembly.instantiate(model_cfg), ckpt_path
 
 
-def test(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
-    with Session.start(cfg, context, job) as session:
+def test(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
+    with session.run(cfg):
         datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
         trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False)
         assembly.evaluate(trainer, model, datamodule, ckpt_path, context.weights_only)
     return _result(cfg, context, job, session, trainer)
 
 
-def predict(cfg: DictConfig, context: RunContext, job: Job) -> RunResult:
+def predict(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
     from serotiny_core.predictions import PredictionWriter
 
-    with Session.start(cfg, context, job) as session:
+    with session.run(cfg):
         datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
         writer = PredictionWriter(job.output_dir / "predictions")
         trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False, extra=[writer])
@@ -107,7 +107,9 @@ def run(cfg: DictConfig, context: RunContext) -> RunResult:
     """Run one Hydra job of ``context.mode``; rank 0 leaves ``result.json`` for the multirun summary."""
     # A deprecation inside Lightning under torch 2.13 that users can do nothing about.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    result = FLOWS[context.mode](cfg, context, Job.current())
+    job = Job.current()
+    with Session.connect(cfg, context, job) as session:  # MLflow loads meanwhile, in its own process
+        result = FLOWS[context.mode](cfg, context, job, session)
     if global_rank() == 0:
         write_result(result)
     return result

@@ -1,10 +1,12 @@
 """The MLflow side of one command, as a context manager.
 
-A session opens (or reopens, to resume) one MLflow run, hands Lightning a
-logger bound to it, and ends it exactly once: FINISHED, FAILED (with the
-error as a tag) or KILLED (Ctrl-C, SIGTERM), uploading checkpoints first so
-nothing already written is lost. With tracking off, or on a DDP rank other
-than 0, a session is inert.
+A session starts the command's MLflow process as soon as the config is
+composed (:meth:`Session.connect`), so MLflow loads while the command
+builds its model and data; then it opens (or reopens, to resume) one run,
+hands Lightning a logger bound to it, and ends it exactly once: FINISHED,
+FAILED (with the error as a tag) or KILLED (Ctrl-C, SIGTERM), uploading
+checkpoints first so nothing already written is lost. With tracking off,
+or on a DDP rank other than 0, a session is inert.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job, global_rank
-from serotiny_core.tracking import Tracker, TrackingSettings, embedded_store, run_tags
+from serotiny_core.tracking import TrackingSettings, embedded_store, run_tags
+from serotiny_core.tracking_process import TrackingProcess
 
 log = logging.getLogger("serotiny")
 CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
@@ -41,7 +44,7 @@ def tracking_settings(cfg: DictConfig, context: RunContext, job: Job) -> Trackin
 class Session:
     """One command's MLflow run, or nothing when tracking is off."""
 
-    def __init__(self, tracker: Tracker | None, job: Job, context: RunContext) -> None:
+    def __init__(self, tracker: TrackingProcess | None, job: Job, context: RunContext) -> None:
         self.tracker = tracker
         self.job = job
         self.context = context
@@ -54,23 +57,32 @@ class Session:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, cfg: DictConfig, context: RunContext, job: Job) -> Iterator["Session"]:
+    def connect(cls, cfg: DictConfig, context: RunContext, job: Job) -> Iterator["Session"]:
+        """Start the MLflow process (no run yet); it is gone when the block ends."""
         settings = tracking_settings(cfg, context, job)
-        tracker = Tracker(settings) if settings is not None and global_rank() == 0 else None
-        session = cls(tracker, job, context)
-        if tracker is not None:
-            session._open(cfg)
+        tracker = TrackingProcess(settings) if settings is not None and global_rank() == 0 else None
+        try:
+            yield cls(tracker, job, context)
+        finally:
+            if tracker is not None:
+                tracker.close()
+
+    @contextlib.contextmanager
+    def run(self, cfg: DictConfig) -> Iterator["Session"]:
+        """The MLflow run, open for the block and ended by how the block ends."""
+        if self.tracker is not None:
+            self._open(cfg)
         with _sigterm_as_interrupt():
             try:
-                yield session
+                yield self
             except (KeyboardInterrupt, SystemExit) as stop:
-                session._end("KILLED")
-                raise Interrupted(f"{context.mode} interrupted; {session._kept()}",
+                self._end("KILLED")
+                raise Interrupted(f"{self.context.mode} interrupted; {self._kept()}",
                                   hint="run the same command again to resume") from stop
             except BaseException as error:
-                session._end("FAILED", error)
+                self._end("FAILED", error)
                 raise
-        session._end("FINISHED")
+        self._end("FINISHED")
 
     def _open(self, cfg: DictConfig) -> None:
         assert self.tracker is not None

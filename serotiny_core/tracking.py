@@ -2,9 +2,11 @@
 
 The run's lifecycle is ours, not the Lightning logger's: a finished fit is
 FINISHED, an exception FAILED (with the error as a tag), Ctrl-C or SIGTERM
-KILLED. Only global rank 0 talks to MLflow. A server that goes away during
-training never stops the training: what could not be logged is collected
-and named in one warning at the end.
+KILLED. Only global rank 0 talks to MLflow, and it does so from a process
+of its own (:mod:`serotiny_core.tracking_process`), where the
+:class:`Tracker` here runs. A server that goes away during training never
+stops the training: what could not be logged is collected and named in one
+warning at the end.
 """
 
 from __future__ import annotations
@@ -107,6 +109,16 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+@dataclass(frozen=True)
+class RunState:
+    """What the command needs to know of the run it opened."""
+
+    run_id: str
+    experiment_id: str
+    resumed: bool
+    previous_tags: dict[str, str]
+
+
 class Tracker:
     """One MLflow run: opened or reopened at start, ended exactly once."""
 
@@ -119,7 +131,9 @@ class Tracker:
         self.settings = settings
         self.client = MlflowClient(settings.tracking_uri)
         self.run_id: str | None = None
+        self.experiment: str = ""
         self.resumed = False
+        self.ended = False
         self.previous_tags: dict[str, str] = {}
         self.unreachable = False
         self.not_logged: list[str] = []
@@ -174,17 +188,22 @@ class Tracker:
                                         order_by=["attributes.start_time DESC"], max_results=1)
         return found[0] if found else None
 
-    def open(self, tags: Mapping[str, str], reopen: bool = True) -> None:
+    def open(self, tags: Mapping[str, str]) -> RunState:
         """Reopen the run of this name (resume) or start a new one."""
-        experiment_id = self.experiment_id()
-        existing = self.find_run(experiment_id) if reopen else None
+        self.experiment = self.experiment_id()
+        existing = self.find_run(self.experiment)
         all_tags = {**tags, **self.settings.tags}
         if existing is None:
-            self.run_id = self.client.create_run(experiment_id, tags=all_tags,
+            self.run_id = self.client.create_run(self.experiment, tags=all_tags,
                                                  run_name=self.settings.run_name).info.run_id
-            return
+            return self.state()
         self._reopen(existing)
         self.set_tags(all_tags)
+        return self.state()
+
+    def state(self) -> RunState:
+        assert self.run_id is not None
+        return RunState(self.run_id, self.experiment, self.resumed, self.previous_tags)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """All tags in one write."""
@@ -193,7 +212,7 @@ class Tracker:
         self.guard("tags", self.client.log_batch, self.run_id,
                    tags=[RunTag(k, v) for k, v in tags.items()])
 
-    def open_existing(self) -> Any:
+    def open_existing(self) -> RunState:
         """The run ``test``/``predict`` refer to; an error when there is none."""
         experiment = self.client.get_experiment_by_name(self.settings.experiment_name)
         run = self.find_run(experiment.experiment_id if experiment else "")
@@ -203,16 +222,15 @@ class Tracker:
                 f"{self.settings.experiment_name!r} at {self.settings.tracking_uri}",
                 hint="pass ckpt_path=..., or mlflow.run_name= / mlflow.run_id= of a train run")
         self._reopen(run)
-        return run
+        return self.state()
 
     def _reopen(self, run: Any) -> None:
-        self.run_id, self.resumed = run.info.run_id, True
+        self.run_id, self.experiment, self.resumed = run.info.run_id, run.info.experiment_id, True
         self.previous_tags = dict(run.data.tags)
         self.client.update_run(self.run_id, status="RUNNING")
 
-    def log_config(self, cfg: DictConfig, artifact_name: str) -> None:
-        """Params from the flattened config; the config itself as an artifact."""
-        container = OmegaConf.to_container(cfg, resolve=True)
+    def log_config(self, container: Mapping[str, Any], text: str, artifact_name: str) -> None:
+        """Params from the flattened config; the config itself (its YAML ``text``) as an artifact."""
         params = flatten(container)
         if self.resumed:  # MLflow params are immutable: keep the first run's values
             logged = self.client.get_run(self.run_id).data.params
@@ -222,8 +240,14 @@ class Tracker:
         items = [Param(k, v) for k, v in params.items()]
         for start in range(0, len(items), 100):
             self.guard("params", self.client.log_batch, self.run_id, params=items[start:start + 100])
-        self.guard(f"config/{artifact_name}", self.client.log_text, self.run_id,
-                   OmegaConf.to_yaml(cfg, resolve=True), f"config/{artifact_name}")
+        self.guard(f"config/{artifact_name}", self.client.log_text, self.run_id, text,
+                   f"config/{artifact_name}")
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int, timestamp_ms: int) -> None:
+        from mlflow.entities import Metric
+
+        batch = [Metric(key, value, timestamp_ms, step) for key, value in metrics.items()]
+        self.guard(f"metrics at step {step}", self.client.log_batch, self.run_id, metrics=batch)
 
     def log_artifact(self, path: Path, folder: str) -> None:
         self.guard(f"{folder}/{path.name}", self.client.log_artifact, self.run_id, str(path), folder)
@@ -257,17 +281,11 @@ class Tracker:
             return None
         return Path(local)
 
-    def logger(self) -> Any:
-        """A Lightning logger bound to this run (imports Lightning, so only when training)."""
-        from serotiny_core.run_logger import RunLogger
-
-        return RunLogger(self)
-
-    def end(self, status: str, error: BaseException | None = None) -> None:
+    def end(self, status: str, error: str | None = None) -> None:
         """Mark the run FINISHED, FAILED or KILLED; name what could not be logged."""
+        self.ended = True
         if error is not None:
-            self.guard("error tag", self.client.set_tag, self.run_id, "serotiny.error",
-                       f"{type(error).__name__}: {error}"[:5000])
+            self.guard("error tag", self.client.set_tag, self.run_id, "serotiny.error", error[:5000])
         self.guard("run status", self.client.set_terminated, self.run_id, status)
         if self.not_logged:
             more = " ..." if len(self.not_logged) > 10 else ""

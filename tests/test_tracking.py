@@ -107,6 +107,21 @@ def test_sigterm_marks_the_run_killed(project):
     assert {"checkpoints/last.ckpt"} <= {a.path for a in client_for(project).list_artifacts(run.info.run_id, "checkpoints")}
 
 
+def test_a_killed_command_leaves_its_run_killed_not_running(project):
+    proc = subprocess.Popen([SEROTINY, "train", "trainer.max_epochs=50", "mlflow.run_name=gone",
+                             "data.batch_size=4"],
+                            cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for("outputs/train/*/*/checkpoints/last.ckpt", project)
+    proc.kill()  # SIGKILL: no handler in the command runs
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while only_run(client_for(project)).info.status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run = only_run(client_for(project))
+    assert run.info.status == "KILLED"
+    assert "ended without closing" in run.data.tags["serotiny.error"]
+
+
 def test_real_server_records_params_tags_metrics_artifacts(project, tmp_path):
     with mlflow_server(tmp_path) as server:
         result = run_cli("train", "trainer.max_epochs=2", f"mlflow.tracking_uri={server.uri}",

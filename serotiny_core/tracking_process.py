@@ -1,0 +1,185 @@
+"""The command's side of its MLflow process (:mod:`serotiny_core.tracking_worker`).
+
+:class:`TrackingProcess` offers what a :class:`~serotiny_core.session.Session`
+asks of a :class:`~serotiny_core.tracking.Tracker`, by message. Logging
+(params, tags, metrics, artifacts) is sent and not waited for; only what
+the command needs an answer to waits: whether the run is resumed, a
+download, a call through ``logger.experiment``. Replies and log records
+that came in meanwhile are read whenever a request goes out, so the
+training loop never blocks on MLflow. Ending the run waits for everything
+sent to be done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+from serotiny_core import channel
+from serotiny_core.errors import TrackingError
+from serotiny_core.tracking import RunState, TrackingSettings, check_reachable
+
+log = logging.getLogger("serotiny")
+PENDING = None
+
+
+class TrackingProcess:
+    """A Tracker in a process of its own, started at once so MLflow loads while the command does."""
+
+    def __init__(self, settings: TrackingSettings) -> None:
+        check_reachable(settings.tracking_uri)
+        self.settings = settings
+        replies, write_end = os.pipe()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "serotiny_core.tracking_worker", str(write_end)],
+            stdin=subprocess.PIPE, pass_fds=(write_end,), start_new_session=True)
+        os.close(write_end)
+        self._replies = replies
+        self._requests = self._process.stdin.fileno() if self._process.stdin else -1
+        self._sent = 0
+        self._awaited: dict[int, tuple[bool, Any] | None] = {}
+        self._opening: int | None = None
+        self._state: RunState | None = None
+        self._failed = False
+        self._closed = False
+        self._send_message(settings)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def open(self, tags: Mapping[str, str]) -> None:
+        """Open (or reopen, to resume) the run; :attr:`state` waits for it."""
+        self._opening = self._send("open", dict(tags), awaited=True)
+
+    def open_existing(self) -> None:
+        self._state = self._call("open_existing")
+
+    @property
+    def state(self) -> RunState:
+        if self._state is None:
+            assert self._opening is not None, "open() first"
+            self._state = self._wait(self._opening)
+        return self._state
+
+    @property
+    def run_id(self) -> str | None:
+        return self.state.run_id if self._state or self._opening else None
+
+    @property
+    def resumed(self) -> bool:
+        return self.state.resumed
+
+    @property
+    def previous_tags(self) -> dict[str, str]:
+        return self.state.previous_tags
+
+    def end(self, status: str, error: BaseException | None = None) -> None:
+        """Mark the run FINISHED, FAILED or KILLED once everything sent before is done."""
+        self._send("end", status, f"{type(error).__name__}: {error}" if error else None)
+        self.close()
+
+    # -- logging ---------------------------------------------------------------------------
+
+    def log_config(self, cfg: DictConfig, artifact_name: str) -> None:
+        self._send("log_config", OmegaConf.to_container(cfg, resolve=True),
+                   OmegaConf.to_yaml(cfg, resolve=True), artifact_name)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._send("set_tags", dict(tags))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self._send("log_metrics", dict(metrics), step, int(time.time() * 1000))
+
+    def log_artifact(self, path: Path, folder: str) -> None:
+        self._send("log_artifact", path, folder)
+
+    def upload_as(self, path: Path, folder: str, name: str) -> None:
+        self._send("upload_as", path, folder, name)
+
+    def download(self, artifact: str, destination: Path) -> Path | None:
+        return self._call("download", artifact, destination)
+
+    def client_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """``MlflowClient.<name>(...)`` in the MLflow process, for ``logger.experiment``."""
+        return self._call(f"client.{name}", *args, **kwargs)
+
+    def logger(self) -> Any:
+        """A Lightning logger bound to this run (imports Lightning, so only when training)."""
+        from serotiny_core.run_logger import RunLogger
+
+        return RunLogger(self)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def _send(self, method: str, *args: Any, awaited: bool = False, **kwargs: Any) -> int:
+        self._sent += 1
+        if awaited:
+            self._awaited[self._sent] = PENDING
+        self._send_message((self._sent, method, args, kwargs))
+        self._read_waiting()
+        return self._sent
+
+    def _send_message(self, message: Any) -> None:
+        try:
+            channel.send(self._requests, message)
+        except channel.Closed:
+            self._warn_once(f"the MLflow process ended (exit code {self._process.poll()})")
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._wait(self._send(method, *args, awaited=True, **kwargs))
+
+    def _wait(self, number: int) -> Any:
+        while self._awaited[number] is PENDING:
+            try:
+                self._handle(channel.receive(self._replies))
+            except channel.Closed:
+                raise TrackingError(f"the MLflow process ended (exit code {self._process.wait()}) "
+                                    "before answering", hint="rerun with --debug") from None
+        ok, value = self._awaited.pop(number)  # type: ignore[misc]
+        if ok:
+            return value
+        error_type, message, hint = value
+        raise error_type(message, hint=hint)
+
+    def _read_waiting(self) -> None:
+        while channel.waiting(self._replies):
+            try:
+                self._handle(channel.receive(self._replies))
+            except channel.Closed:
+                return
+
+    def _handle(self, message: tuple) -> None:
+        if message[0] == "log":
+            log.log(message[1], message[2])
+            return
+        _, number, ok, value = message
+        if number in self._awaited:
+            self._awaited[number] = (ok, value)
+        elif not ok:
+            self._warn_once(value[1])
+
+    def _warn_once(self, what: str) -> None:
+        if not self._failed:
+            self._failed = True
+            log.warning("%s; training goes on, what MLflow did not take is on local disk", what)
+
+    def close(self) -> None:
+        """Let the MLflow process finish what was sent, and wait for it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._process.stdin:
+            self._process.stdin.close()
+        while True:
+            try:
+                self._handle(channel.receive(self._replies))
+            except channel.Closed:
+                break
+        self._process.wait()
+        os.close(self._replies)
