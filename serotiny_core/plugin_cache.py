@@ -38,7 +38,6 @@ CACHE_DIR_ENV = "SEROTINY_CACHE_DIR"
 NO_CACHE_ENV = "SEROTINY_NO_CACHE"
 # Bump when the shape of an entry changes: files of another format are ignored.
 FORMAT = 1
-# METADATA first: an entry whose METADATA is missing has nothing to key on.
 STAMPED_FILES = ("METADATA", "RECORD", "entry_points.txt", "direct_url.json")
 DECLARED_KEYS = ("kind", "name", "target", "aliases", "description")
 
@@ -87,13 +86,15 @@ def _module_file(ep: metadata.EntryPoint) -> str | None:
     return getattr(module, "__file__", None)
 
 
+def _has(dist_stamp: list[Stat], name: str) -> bool:
+    return dist_stamp[STAMPED_FILES.index(name)] is not None
+
+
 def _editable(folder: str) -> bool:
     """PEP 610: pip marks ``pip install -e`` in direct_url.json. Unreadable counts as editable."""
     try:
         with open(os.path.join(folder, "direct_url.json"), encoding="utf-8") as file:
             return bool(json.load(file).get("dir_info", {}).get("editable", False))
-    except FileNotFoundError:  # installed from an index: no direct URL
-        return False
     except (OSError, ValueError, AttributeError):
         return True
 
@@ -102,11 +103,13 @@ def _cacheable(folder: str, dist_stamp: list[Stat], module_file: str) -> bool:
     """Whether the stamp sees every change: a METADATA, not editable, the module beside its dist-info.
 
     An editable install's code lives in the developer's tree, where edits
-    touch no file the stamp looks at.
+    touch no file the stamp looks at. The paths are compared as found on
+    ``sys.path``, unresolved: a symlinked twin is refused, never wrongly let in.
     """
-    if dist_stamp[0] is None or _editable(folder):
+    if not _has(dist_stamp, "METADATA") or (_has(dist_stamp, "direct_url.json") and _editable(folder)):
         return False
-    return Path(module_file).resolve().is_relative_to(Path(folder).parent.resolve())
+    site = os.path.join(os.path.abspath(os.path.dirname(folder)), "")
+    return os.path.abspath(module_file).startswith(site)
 
 
 def _encode(declared: Declared, stamp: list[Stat], module_file: str) -> dict[str, Any]:
