@@ -12,11 +12,20 @@ a small package whose hooks declare two components each) in a temp folder on
 ``PYTHONPATH``, exactly what pip leaves behind; the baseline runs with the
 same ``PYTHONPATH``. An extra, informational row scans *and* imports every
 entry point's module, the least any lister that calls the hooks must do.
+
+``list-components`` keeps what the plugins' hooks returned in a cache
+(``serotiny_core/plugin_cache.py``), in a temp ``SEROTINY_CACHE_DIR`` here.
+The timed runs are warm: the check before them fills the cache. The "cold
+cache" row (info) empties its own cache folder before each run, so it pays
+for importing every plugin and writing the cache. serotiny itself is an
+editable install in this checkout, which is never cached: its built-ins are
+imported on every run, warm or cold.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,7 +97,12 @@ s = t(); [ep.load() for ep in eps]; phases["import every plugin module (ep.load)
 try:
     s = t(); from serotiny_core.listing import list_components; from serotiny_core.plugins import discover
     phases["import serotiny_core.listing/plugins"] = t() - s
-    s = t(); found = discover(); phases["serotiny discover(), modules already imported"] = t() - s
+    s = t(); found = discover(lambda: eps)
+    phases["serotiny discover() of the scanned entry points, modules already imported"] = t() - s
+    from serotiny_core.plugin_cache import PluginCache
+    discover(lambda: eps, PluginCache.open())  # fills this interpreter's own cache (sys.path differs)
+    s = t(); found = discover(lambda: eps, PluginCache.open())
+    phases["the same from a warm cache (as list-components)"] = t() - s
     with contextlib.redirect_stdout(io.StringIO()):
         s = t(); list_components(found, as_json=True); phases["print --json"] = t() - s
         s = t(); import rich.console, rich.table; phases["import rich"] = t() - s
@@ -106,24 +120,43 @@ def phase_profile(env: dict[str, str]) -> list[tuple[str, float]]:
     return list(json.loads(out.strip().splitlines()[-1]).items())
 
 
+def cache_files(folder: Path) -> dict[str, int]:
+    """The cache files and their mtimes: unchanged after the timed runs means none of them missed."""
+    return {path.name: path.stat().st_mtime_ns for path in folder.glob("plugins-*.json")}
+
+
+def cold_run(cache: Path, env: dict[str, str]) -> float:
+    """``list-components --json`` with its cache folder emptied first (not timed)."""
+    shutil.rmtree(cache, ignore_errors=True)
+    return run_timed([SEROTINY, "list-components", "--json"], env)
+
+
 def main() -> None:
     header("bench/list_components.py: discovery and --help start-up")
     with tempfile.TemporaryDirectory(prefix="serotiny-bench-plugins-") as tmp:
-        site = Path(tmp)
+        site = Path(tmp) / "site"  # the caches go beside it: a new folder on sys.path would void them
+        site.mkdir()
         make_plugins(site, N_PLUGINS)
-        setups = {"1": clean_env(), str(N_PLUGINS): clean_env({"PYTHONPATH": str(site)})}
+        warm_cache = Path(tmp) / "cache"
+        warm = {"SEROTINY_CACHE_DIR": str(warm_cache)}
+        setups = {"1": clean_env(warm), str(N_PLUGINS): clean_env({**warm, "PYTHONPATH": str(site)})}
+        cold_cache = Path(tmp) / "cold-cache"
+        cold_env = {**setups[str(N_PLUGINS)], "SEROTINY_CACHE_DIR": str(cold_cache)}
         check_listing(setups["1"], 1)
         check_listing(setups[str(N_PLUGINS)], N_PLUGINS + 1)
+        filled = cache_files(warm_cache)
         cases = {}
         for label, env in setups.items():
             cases[(label, "baseline")] = lambda env=env: run_timed([PYTHON, "-c", BARE_SCAN], env)
             cases[(label, "scan+load")] = lambda env=env: run_timed([PYTHON, "-c", SCAN_AND_LOAD], env)
             cases[(label, "table")] = lambda env=env: run_timed([SEROTINY, "list-components"], env)
             cases[(label, "json")] = lambda env=env: run_timed([SEROTINY, "list-components", "--json"], env)
+        cases[(str(N_PLUGINS), "cold")] = lambda: cold_run(cold_cache, cold_env)
         cases[("-", "pass")] = lambda: run_timed([PYTHON, "-c", "pass"], setups["1"])
         cases[("-", "help")] = lambda: run_timed([SEROTINY, "--help"], setups["1"])
         # every command in one rotation, so that the machine's slow spells hit all of them alike
         times = {key: median(values) for key, values in alternate(cases, REPEATS).items()}
+        stayed_warm = bool(filled) and cache_files(warm_cache) == filled
         profile = phase_profile(setups[str(N_PLUGINS)])
 
     rows = []
@@ -137,14 +170,21 @@ def main() -> None:
             ratio = times[(label, name)] / base
             rows.append([f"`serotiny list-components{flag}`, {label} dist(s)", seconds(times[(label, name)]),
                          f"{ratio:.2f}x", verdict(ratio, 2, higher_is_better=False)])
+        if (label, "cold") in times:
+            cold = times[(label, "cold")]
+            rows.append([f"`serotiny list-components --json`, cold cache (info), {label} dist(s)",
+                         seconds(cold), f"{cold / base:.2f}x", "-"])
     rows.append(["bare `python -c pass`", seconds(times[("-", "pass")]), "1.00x", "baseline"])
     ratio = times[("-", "help")] / times[("-", "pass")]
     rows.append(["`serotiny --help`", seconds(times[("-", "help")]), f"{ratio:.2f}x",
                  verdict(ratio, 3, higher_is_better=False)])
 
     print(f"median of {REPEATS} runs each, all commands in one alternating rotation; every command in "
-          "a fresh interpreter, output to /dev/null (so rich renders 200 columns wide)\n")
+          "a fresh interpreter, output to /dev/null (so rich renders 200 columns wide); "
+          "`list-components` runs with a warm plugin cache except the cold-cache row\n")
     print(table(["command", "median", "ratio", "goal"], rows))
+    print("\nwarm cache: " + ("every timed run hit it (written once, by the check, and never again)"
+                              if stayed_warm else "WARNING: missing or rewritten during the timed runs"))
     print(f"\nwhere the time goes with {N_PLUGINS} plugin dists (one process, step by step; info):\n")
     print(table(["step", "time"], [[name, seconds(t)] for name, t in profile]))
     sys.stdout.flush()
