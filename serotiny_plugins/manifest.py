@@ -29,6 +29,12 @@ SPLIT_ALIASES = {
     "val": "val", "valid": "val", "validation": "val",
     "test": "test", "testing": "test",
 }
+# Float columns of a parquet manifest are decoded this many bytes at a time (4
+# columns of 1M float32 rows), arrow holding ~3x that meanwhile. On 1M x 100
+# float32: +57 MB over the matrix and 1.3 s; 1 column at a time +23 MB, 2.0 s;
+# 8 columns +99 MB, 1.1 s.
+_DECODE_BYTES = 16 * 2**20
+_TILE_ROWS = 4096  # matrix rows filled at a time from those columns
 # A split with no loaders of its own borrows the nearest one: evaluation splits
 # prefer evaluation loaders (no augmentation) over the training ones.
 LOADER_FALLBACKS = {"val": ("train",), "test": ("val", "train"), "predict": ("test", "val", "train")}
@@ -230,12 +236,12 @@ def _read_parquet(file: Path, columns: list[str]) -> pd.DataFrame:
     plain = {name for names in floats.values() for name in names}
     others = [c for c in columns if c not in plain]
     read = pd.read_parquet(file, columns=others, pre_buffer=False)
+    pa.default_memory_pool().release_unused()  # else arrow's allocator keeps the decoded pages
     if len(read) != parquet.metadata.num_rows:  # no column read and no stored index: no rows either
         read = pd.DataFrame(index=pd.RangeIndex(parquet.metadata.num_rows))
     rest = _positional(read)
     index = list(rest.columns[:rest.shape[1] - read.shape[1]])
     matrices = [_float_matrix(parquet, names, dtype) for dtype, names in floats.items()]
-    pa.default_memory_pool().release_unused()  # the decoded pages, else kept by arrow's allocator
     frame = pd.concat([rest, *matrices], axis=1)
     return frame[[*index, *(c for c in columns if c not in index)]]
 
@@ -263,14 +269,28 @@ def _plain_floats(schema: Any, columns: list[str]) -> dict[np.dtype, list[str]]:
 
 
 def _float_matrix(parquet: Any, names: list[str], dtype: np.dtype) -> pd.DataFrame:
-    """``names`` decoded one column at a time into a (rows, columns) matrix; the frame is its view."""
+    """``names`` decoded a few columns at a time into a (rows, columns) matrix; the frame is its view."""
+    import pyarrow as pa
+
     matrix = np.empty((parquet.metadata.num_rows, len(names)), dtype=dtype)
-    for j, name in enumerate(names):
-        start = 0
-        for chunk in parquet.read(columns=[name]).column(0).chunks:
-            matrix[start:start + len(chunk), j] = chunk.to_numpy(zero_copy_only=False)  # nulls: NaN
-            start += len(chunk)
+    step = max(1, _DECODE_BYTES // max(1, len(matrix) * dtype.itemsize))
+    for first in range(0, len(names), step):
+        _fill_columns(matrix, first, parquet, names[first:first + step])
+        pa.default_memory_pool().release_unused()  # else arrow's allocator keeps each group's pages
     return pd.DataFrame(matrix, columns=names, copy=False)
+
+
+def _fill_columns(matrix: np.ndarray, first: int, parquet: Any, names: list[str]) -> None:
+    """Decode ``names`` into ``matrix`` from its column ``first``, a tile of rows at a time.
+
+    The tile's rows stay in cache while each column writes its part: writing
+    whole columns down a row-major matrix took 2x the CPU on 1M x 100.
+    """
+    group = parquet.read(columns=names)
+    columns = [group.column(name).to_numpy() for name in names]  # nulls: NaN
+    for start in range(0, len(matrix), _TILE_ROWS):
+        for j, values in enumerate(columns, first):
+            matrix[start:start + _TILE_ROWS, j] = values[start:start + _TILE_ROWS]
 
 
 def check_columns(wanted: Iterable[str], available: list[str], what: str, source: str) -> None:
