@@ -18,8 +18,8 @@ from typing import Any, Callable, ClassVar, Iterator
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-from serotiny_core import resolvers
-from serotiny_core.job import override_key, rank_overrides, share_with_ranks
+from serotiny_core import resolvers, tracking_process
+from serotiny_core.job import global_rank, override_key, rank_overrides, share_with_ranks
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
 from serotiny_core.project import Project, find_project, require_project
@@ -179,6 +179,8 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
         return 0
     project = require_project(args.config_dir)
     args.config_dir = None  # the project's config folder is the primary path already
+    if _runs_one_job(args):
+        tracking_process.start_early()
     plugins = get_plugins()
     context = RunContext(mode=mode, project=project, plugins=plugins,
                          strict=strict or project.strict, argv=[mode, *argv])
@@ -196,4 +198,12 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
                        config_path=str(project.config_dir), config_name=mode)
         except JobFailed as failed:
             raise failed.error from None
+        finally:
+            tracking_process.discard_spare()
     return 0
+
+
+def _runs_one_job(args: Any) -> bool:
+    """A plain run on rank 0: the one case where MLflow is worth starting before composing."""
+    asks = (args.multirun, args.cfg, args.info, args.shell_completion, args.help, args.hydra_help)
+    return not any(asks) and global_rank() == 0

@@ -24,7 +24,7 @@ from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job, global_rank
 from serotiny_core.tracking import TrackingSettings, embedded_store, run_tags
-from serotiny_core.tracking_process import TrackingProcess
+from serotiny_core.tracking_process import TrackingProcess, discard_spare
 
 log = logging.getLogger("serotiny")
 CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
@@ -61,6 +61,8 @@ class Session:
         """Start the MLflow process (no run yet); it is gone when the block ends."""
         settings = tracking_settings(cfg, context, job)
         tracker = TrackingProcess(settings) if settings is not None and global_rank() == 0 else None
+        if tracker is None:
+            discard_spare()
         try:
             yield cls(tracker, job, context)
         finally:

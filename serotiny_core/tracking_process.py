@@ -28,6 +28,44 @@ from serotiny_core.tracking import RunState, TrackingSettings, check_reachable
 
 log = logging.getLogger("serotiny")
 PENDING = None
+_spare: tuple[subprocess.Popen, int] | None = None
+
+
+def _spawn() -> tuple[subprocess.Popen, int]:
+    """A new MLflow process, and the descriptor its replies come in on."""
+    replies, write_end = os.pipe()
+    process = subprocess.Popen([sys.executable, "-m", "serotiny_core.tracking_worker", str(write_end)],
+                               stdin=subprocess.PIPE, pass_fds=(write_end,), start_new_session=True)
+    os.close(write_end)
+    return process, replies
+
+
+def start_early() -> None:
+    """Start an MLflow process before the config is even composed; the job's tracker takes it.
+
+    It only imports MLflow until it is told where to track, which the
+    command knows seconds later; by then most of that import is done.
+    """
+    global _spare
+    if _spare is None:
+        _spare = _spawn()
+
+
+def _take_spare() -> tuple[subprocess.Popen, int] | None:
+    global _spare
+    spare, _spare = _spare, None
+    return spare
+
+
+def discard_spare() -> None:
+    """Stop a process started early that no job took (tracking off, or the command failed)."""
+    spare = _take_spare()
+    if spare is not None:
+        spare[0].kill()
+        spare[0].wait()
+        if spare[0].stdin:
+            spare[0].stdin.close()
+        os.close(spare[1])
 
 
 class TrackingProcess:
@@ -36,12 +74,7 @@ class TrackingProcess:
     def __init__(self, settings: TrackingSettings) -> None:
         check_reachable(settings.tracking_uri)
         self.settings = settings
-        replies, write_end = os.pipe()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "serotiny_core.tracking_worker", str(write_end)],
-            stdin=subprocess.PIPE, pass_fds=(write_end,), start_new_session=True)
-        os.close(write_end)
-        self._replies = replies
+        self._process, self._replies = _take_spare() or _spawn()
         self._requests = self._process.stdin.fileno() if self._process.stdin else -1
         self._sent = 0
         self._awaited: dict[int, tuple[bool, Any] | None] = {}
