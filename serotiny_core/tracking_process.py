@@ -207,6 +207,7 @@ class TrackingProcess:
         if self._closed:
             return
         self._closed = True
+        self._send_message(None)
         if self._process.stdin:
             self._process.stdin.close()
         while True:

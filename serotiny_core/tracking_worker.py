@@ -4,7 +4,9 @@ Importing MLflow and opening its SQLAlchemy store costs seconds of CPU.
 Done here, on another core, it overlaps the command's own start (Hydra,
 torch, reading the manifest), and logging during training costs the loop
 a pipe write. Requests come in on stdin, replies and log records go out
-on the descriptor ``FD`` (see :mod:`serotiny_core.channel`).
+on the descriptor ``FD`` (see :mod:`serotiny_core.channel`); ``None`` says
+the command is done. (Not the end of stdin: DataLoader workers forked by
+the command hold a copy of its write end.)
 
 The process ignores Ctrl-C (the command handles it and still sends the
 run's last requests), and when the command goes away without ending its
@@ -72,9 +74,12 @@ def serve(replies: int) -> None:
         tracker, failure = None, portable(error)
     while True:
         try:
-            number, method, args, kwargs = channel.receive(REQUESTS)
+            request = channel.receive(REQUESTS)
         except channel.Closed:
             break
+        if request is None:  # the command is done
+            break
+        number, method, args, kwargs = request
         try:
             if failure is not None:
                 raise failure[0](failure[1], hint=failure[2])
