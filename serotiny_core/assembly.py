@@ -14,7 +14,6 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from serotiny_core.errors import ConfigError, DataError, SerotinyError
-from serotiny_core.guards import FirstBatchRecorder
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job
 from serotiny_core.legacy import translate_trainer
@@ -87,6 +86,8 @@ def trainer(cfg: DictConfig, job: Job, loggers: list[Any], checkpointing: bool,
     callbacks = _callbacks(cfg.trainer.get("callbacks"))
     if checkpointing and node.get("enable_checkpointing", True) is not False:
         _ensure_last_checkpoint(callbacks, job.output_dir / "checkpoints")
+    from serotiny_core.guards import FirstBatchRecorder  # Lightning: imported once a fit is near
+
     callbacks += [FirstBatchRecorder(), *(extra or [])]
     node.setdefault("default_root_dir", str(job.output_dir))
     return instantiate(node, callbacks=callbacks, logger=loggers or False)
@@ -105,6 +106,8 @@ def _explain(error: Exception, trainer: Any, model: Any, ckpt_path: Any) -> Sero
         return ConfigError(f"checkpoint {ckpt_path} does not fit {type(model).__name__}: "
                            f"{text.strip().splitlines()[0]}",
                            hint="use a checkpoint written by this model class and config")
+    from serotiny_core.guards import FirstBatchRecorder
+
     recorder = next((cb for cb in trainer.callbacks if isinstance(cb, FirstBatchRecorder)), None)
     if recorder is not None and recorder.shapes is not None and trainer.global_step == 0:
         return DataError(f"{type(model).__name__} failed on the first batch ({recorder.shapes}): "
