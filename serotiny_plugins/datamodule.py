@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, default_collate,
+                              get_worker_info)
 
 from serotiny_core.batch import INDEX_KEY
 from serotiny_core.errors import ConfigError, DataError, SerotinyError
@@ -72,7 +73,8 @@ class ManifestDataset(Dataset):
                                                for row, record in zip(rows, records)])
         if index.ndim == 0:
             batch = {key: value[0] for key, value in batch.items()}
-        batch[INDEX_KEY] = index
+        # From a worker, as a list: ManifestDataLoader makes it a tensor again (see there).
+        batch[INDEX_KEY] = index.tolist() if get_worker_info() is not None else index
         return batch
 
     def _call(self, key: str, loader: Loader, row: int, record: Mapping[str, Any]) -> torch.Tensor:
@@ -83,8 +85,11 @@ class ManifestDataset(Dataset):
                             f"split: {err}", hint=getattr(err, "hint", None)) from err
 
     def _stack(self, key: str, items: list[torch.Tensor]) -> torch.Tensor:
+        """The items as one batch tensor: default_collate's stack, which in a DataLoader
+        worker writes straight into shared memory (a plain stack would be copied there
+        again to reach the main process)."""
         try:
-            return torch.stack(items)
+            return default_collate(items)
         except RuntimeError as err:
             shapes = sorted({tuple(item.shape) for item in items})
             raise DataError(f"loader '{key}' gave items of different shapes {shapes} in one "
@@ -98,8 +103,14 @@ class ManifestBatchSampler(BatchSampler):
 
     Over a plain random or sequential order it hands out slices of one index
     tensor: building a list of 256 Python ints per batch cost a third of the
-    loader's time at 1M rows.
+    loader's time at 1M rows. Batches bound for DataLoader workers go as
+    lists (``as_lists``): a tensor sent to a worker travels through shared
+    memory and a file-descriptor handshake, which cost more than the list.
     """
+
+    def __init__(self, sampler: Any, batch_size: int, drop_last: bool, as_lists: bool = False) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        self.as_lists = as_lists
 
     def __iter__(self) -> Iterator[Any]:
         order = self._order()
@@ -108,7 +119,8 @@ class ManifestBatchSampler(BatchSampler):
             return
         stop = len(order) - (len(order) % self.batch_size if self.drop_last else 0)
         for start in range(0, stop, self.batch_size):
-            yield order[start:start + self.batch_size]
+            batch = order[start:start + self.batch_size]
+            yield batch.tolist() if self.as_lists else batch
 
     def _order(self) -> torch.Tensor | None:
         sampler = self.sampler
@@ -117,6 +129,43 @@ class ManifestBatchSampler(BatchSampler):
         if isinstance(sampler, RandomSampler) and not sampler.replacement and sampler._num_samples is None:
             return torch.randperm(len(sampler.data_source), generator=sampler.generator)
         return None
+
+
+class ManifestDataLoader(DataLoader):
+    """A DataLoader whose batches' ``_index`` is a LongTensor, however it was made.
+
+    Each tensor a DataLoader worker hands back travels through a shared-memory
+    segment and a file-descriptor handshake of its own; for ``_index``, a few
+    hundred bytes, that cost ~7% of a batch of small images. Workers send it
+    as a list, and it becomes a tensor here, in the main process.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        batches = super().__iter__()
+        return batches if self.num_workers == 0 else _IndexAsTensor(batches)
+
+
+class _IndexAsTensor:
+    """Torch's worker iterator, with each batch's ``_index`` list made a tensor; what else
+    is asked of it (``_shutdown_workers``, ``len``) goes to torch's iterator."""
+
+    def __init__(self, batches: Any) -> None:
+        self._batches = batches
+
+    def __iter__(self) -> "_IndexAsTensor":
+        return self
+
+    def __next__(self) -> Any:
+        batch = next(self._batches)
+        if isinstance(batch, dict) and isinstance(batch.get(INDEX_KEY), (list, int)):
+            batch[INDEX_KEY] = torch.as_tensor(batch[INDEX_KEY], dtype=torch.long)
+        return batch
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batches, name)
 
 
 def keep_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -247,7 +296,8 @@ class ManifestDatamodule(pl.LightningDataModule):
         dataset = self.dataset(split)
         generator = None if self.seed is None else torch.Generator().manual_seed(int(self.seed))
         order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-        return DataLoader(dataset, batch_sampler=ManifestBatchSampler(order, self.batch_size, drop_last),
+        batches = ManifestBatchSampler(order, self.batch_size, drop_last, as_lists=self.num_workers > 0)
+        return ManifestDataLoader(dataset, batch_sampler=batches,
                           collate_fn=keep_batch, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.persistent_workers and self.num_workers > 0,
                           **self.dataloader_kwargs)

@@ -12,6 +12,7 @@ so a dataset never has to fit in memory.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -59,14 +60,14 @@ class LoadImage:
         return self.transform(tensor) if self.transform is not None else tensor
 
     def _read(self, path: str, row: Mapping[str, Any]) -> np.ndarray:
-        if self.reader is None and not Path(path).is_file():
-            raise DataError(f"image {path} (column '{self.column}', {row_label(row)}) does not exist")
         try:
             if self.reader is not None:
                 return channels_first(np.asarray(self.reader(path)), None)
             return channels_first(*_read_by_extension(path))
         except DataError:
             raise
+        except FileNotFoundError:  # asked of the reader, not checked before: a stat per image
+            raise DataError(f"image {path} (column '{self.column}', {row_label(row)}) does not exist") from None
         except Exception as err:  # each image library raises its own types for a bad file
             raise DataError(f"cannot read image {path} (column '{self.column}', "
                             f"{row_label(row)}): {err}") from err
@@ -81,7 +82,7 @@ class LoadImage:
 
 def _read_by_extension(path: str) -> tuple[np.ndarray, str | None]:
     """The pixels and, where the format states them, their axis labels."""
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()  # not Path(): ~10 us of an image's ~300 here
     if suffix in _TIFF:
         import tifffile
 

@@ -239,6 +239,21 @@ def test_row_only_and_image_loaders(tmp_path):
     assert item["image"].shape == (1, 2, 4, 5) and int(item[INDEX_KEY]) == 1
 
 
+def test_batches_from_workers_carry_the_same_index_tensor(tmp_path):
+    frame = _frame(12, ["train"] * 12)
+    frame["path"] = [str(tmp_path / f"img{i}.npy") for i in range(12)]
+    for i, path in enumerate(frame["path"]):
+        np.save(path, np.full((2, 2), i, dtype=np.float32))
+    loaders = {"image": LoadImage("path"), "x": LoadColumns(startswith="f")}
+    dm = ManifestDatamodule(_csv(tmp_path, frame), loaders, batch_size=5, num_workers=2, seed=3)
+    batches = list(dm.train_dataloader())
+    assert [len(b[INDEX_KEY]) for b in batches] == [5, 5, 2]
+    for batch in batches:
+        assert isinstance(batch[INDEX_KEY], torch.Tensor) and batch[INDEX_KEY].dtype == torch.long
+        assert batch["image"][:, 0, 0, 0].long().tolist() == batch[INDEX_KEY].tolist()
+    assert sorted(torch.cat([b[INDEX_KEY] for b in batches]).tolist()) == list(range(12))
+
+
 def test_worker_crash_names_the_row(tmp_path):
     frame = _frame(6, ["train"] * 6)
     frame["path"] = [str(tmp_path / f"missing{i}.tif") for i in range(6)]
