@@ -1,8 +1,9 @@
 """The MLflow side of one command, as a context manager.
 
-A session starts the command's MLflow process as soon as the config is
-composed (:meth:`Session.connect`), so MLflow loads while the command
-builds its model and data; then it opens (or reopens, to resume) one run,
+A session connects to the command's MLflow process as soon as the config is
+composed (:meth:`Session.connect`: the process the command started before
+composing, or a new one), so MLflow loads while the command builds its
+model and data; then it opens (or reopens, to resume) one run,
 hands Lightning a logger bound to it, and ends it exactly once: FINISHED,
 FAILED (with the error as a tag) or KILLED (Ctrl-C, SIGTERM), uploading
 checkpoints first so nothing already written is lost. With tracking off,
