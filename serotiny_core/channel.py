@@ -7,11 +7,13 @@ is waiting: the training loop drains replies without ever blocking on them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import select
+import signal
 import struct
-from typing import Any
+from typing import Any, Iterator
 
 HEADER = struct.Struct("!I")
 
@@ -21,14 +23,30 @@ class Closed(Exception):
 
 
 def send(fd: int, message: Any) -> None:
-    """Write one message whole (raises ``Closed`` when nobody reads any more)."""
+    """Write one message whole (raises ``Closed`` when nobody reads any more).
+
+    Ctrl-C and SIGTERM wait until the message is written: a KeyboardInterrupt
+    between two writes of a large frame would leave half of it in the pipe,
+    and every later message unreadable.
+    """
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     data = memoryview(HEADER.pack(len(payload)) + payload)
+    with _signals_held():
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except (BrokenPipeError, OSError) as error:
+            raise Closed(str(error)) from None
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        while data:
-            data = data[os.write(fd, data):]
-    except (BrokenPipeError, OSError) as error:
-        raise Closed(str(error)) from None
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
