@@ -149,6 +149,18 @@ def test_load_image_3d_tiff_is_one_channel_stack(tmp_path):
     np.testing.assert_array_equal(image[0].numpy(), data)
 
 
+@pytest.mark.parametrize("layout", ["interleaved", "planar"])
+def test_load_image_rgb_tiff_is_three_channels(tmp_path, layout):
+    rgb = np.random.default_rng(0).integers(0, 255, (4, 5, 3), dtype=np.uint8)
+    path = tmp_path / "rgb.tif"
+    if layout == "planar":
+        tifffile.imwrite(path, rgb.transpose(2, 0, 1), photometric="rgb", planarconfig="separate")
+    else:
+        tifffile.imwrite(path, rgb, photometric="rgb")
+    image = LoadImage("path")({"path": str(path)})
+    np.testing.assert_array_equal(image.numpy(), rgb.transpose(2, 0, 1))
+
+
 def test_load_image_czyx_tiff_stays_and_channels_are_selected(tmp_path):
     data = np.random.default_rng(0).random((3, 2, 4, 5), dtype=np.float32)
     path = _tiff(tmp_path / "a.tif", data, metadata={"axes": "CZYX"})
