@@ -2,7 +2,7 @@
 
 Models see one layout whatever the file: (C, Y, X) for 2D and (C, Z, Y, X)
 for 3D. Axis labels are trusted only where the file states them (OME-TIFF,
-ImageJ, or TIFFs written with ``axes``, and interleaved RGB); otherwise a 2D
+ImageJ, or TIFFs written with ``axes``, and RGB, interleaved or planar); otherwise a 2D
 array is one channel and a 3D array one channel of a Z stack, because a plain
 3-page TIFF is far more often a stack than an RGB image.
 
