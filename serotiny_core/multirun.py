@@ -40,7 +40,7 @@ def prepare_store(config: DictConfig) -> None:
 
     test and predict jobs only read runs that exist, so they race for nothing.
     """
-    from serotiny_core.tracking import Tracker, TrackingSettings
+    from serotiny_core.tracking import Tracker, TrackingSettings, check_reachable
 
     values = _store_settings(config) if config.hydra.job.config_name == "train" else None
     if values is None:
@@ -48,6 +48,7 @@ def prepare_store(config: DictConfig) -> None:
     settings = TrackingSettings.from_config(OmegaConf.create(values),
                                             default_experiment=resolvers.project_name())
     if settings is not None:
+        check_reachable(settings.tracking_uri)
         Tracker(settings).experiment_id()
 
 

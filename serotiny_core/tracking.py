@@ -120,12 +120,15 @@ class RunState:
 
 
 class Tracker:
-    """One MLflow run: opened or reopened at start, ended exactly once."""
+    """One MLflow run: opened or reopened at start, ended exactly once.
+
+    Its callers run :func:`check_reachable` first, in the command's own
+    process, where a dead server is reported before MLflow is even imported.
+    """
 
     def __init__(self, settings: TrackingSettings) -> None:
         for key, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
-        check_reachable(settings.tracking_uri)
         from mlflow.tracking import MlflowClient
 
         self.settings = settings
