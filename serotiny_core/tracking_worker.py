@@ -54,6 +54,13 @@ def _call(tracker: Any, method: str, args: tuple, kwargs: dict) -> Any:
     return getattr(target, method.removeprefix("client."))(*args, **kwargs)
 
 
+def _answer(tracker: Any, method: str, args: tuple, kwargs: dict) -> tuple[bool, Any]:
+    try:
+        return True, _call(tracker, method, args, kwargs)
+    except Exception as error:
+        return False, portable(error)
+
+
 def _start(settings: Any) -> Any:
     """The Tracker, its store opened (the seconds this process exists to take off the command)."""
     from serotiny_core.tracking import Tracker
@@ -64,7 +71,7 @@ def _start(settings: Any) -> Any:
 
 
 def serve(replies: int) -> None:
-    """Answer requests until the command closes its end; then end a run it left open."""
+    """Answer requests until the command says it is done, or is gone; then end a run it left open."""
     import mlflow  # noqa: F401  (first, while the command is still composing its config)
 
     settings = channel.receive(REQUESTS)
@@ -80,12 +87,7 @@ def serve(replies: int) -> None:
         if request is None:  # the command is done
             break
         number, method, args, kwargs = request
-        try:
-            if failure is not None:
-                raise failure[0](failure[1], hint=failure[2])
-            reply = (True, _call(tracker, method, args, kwargs))
-        except Exception as error:
-            reply = (False, portable(error))
+        reply = (False, failure) if failure is not None else _answer(tracker, method, args, kwargs)
         channel.send(replies, ("reply", number, *reply))
     if tracker is not None and tracker.run_id and not tracker.ended:
         tracker.end("KILLED", "serotiny ended without closing the run")
