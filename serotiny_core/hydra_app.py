@@ -3,8 +3,11 @@
 The project's config folder is Hydra's primary config path; each plugin's
 ``serotiny_config_dirs()`` is appended after it (plugins by name, the
 built-ins last) by a search-path plugin, so a project file always wins over
-a plugin file of the same name. Everything a Hydra user knows (overrides,
-``-m``, ``--cfg``, ``--info``, ``hydra.*`` keys) works unchanged.
+a plugin file of the same name. Last comes the registered components' own
+source (:mod:`serotiny_core.component_source`): ``model=TabularVAE`` works
+with no YAML file, and any file of that name wins. Everything a Hydra user
+knows (overrides, ``-m``, ``--cfg``, ``--info``, ``hydra.*`` keys) works
+unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, Callable, ClassVar, Iterator
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-from serotiny_core import resolvers, tracking_process
+from serotiny_core import component_source, resolvers, tracking_process
 from serotiny_core.job import global_rank, override_key, rank_overrides, share_with_ranks
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
@@ -82,8 +85,9 @@ class RunContext:
 def _install_search_path(plugins: Plugins) -> None:
     from hydra.core.plugins import Plugins as HydraPlugins
 
-    SerotinySearchPath.sources = [(f"serotiny-plugin:{name}", path)
-                                  for name, path in ordered_config_dirs(plugins)]
+    SerotinySearchPath.sources = [*((f"serotiny-plugin:{name}", path)
+                                    for name, path in ordered_config_dirs(plugins)),
+                                  component_source.install(plugins)]  # last: any YAML file wins
     HydraPlugins.instance().register(SerotinySearchPath)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from serotiny_core.component import KNOWN_KINDS, Component
+from serotiny_core.component_options import ComponentOptions, group_of
 from serotiny_core.errors import ConfigError
 from serotiny_core.plugins import Plugins
 from serotiny_core.registry import Registry, describe_clash
@@ -34,10 +35,15 @@ def _kinds(registry: Registry, only: str | None) -> list[str]:
     return [k for k in ordered if only is None or k == only]
 
 
-def _kind_section(kind: str, components: list[Component]) -> Section:
-    rows = [(c.name, c.target, c.plugin, f"{c.distribution}=={c.version}", c.description,
-             ", ".join(c.aliases)) for c in components]
-    return Section(f"{kind}s", ("name", "target", "plugin", "distribution", "description", "aliases"), rows)
+def _kind_section(kind: str, components: list[Component], options: ComponentOptions) -> Section:
+    """One kind's table; its option column, for kinds with a config group, is what to type."""
+    grouped = group_of(components[0]) is not None
+    rows = [(c.name, *([options.option(c)] if grouped else []), c.target, c.plugin,
+             f"{c.distribution}=={c.version}", c.description, ", ".join(c.aliases))
+            for c in components]
+    columns = ("name", *(["option"] if grouped else []), "target", "plugin", "distribution",
+               "description", "aliases")
+    return Section(f"{kind}s", columns, rows)
 
 
 def _broken_section(plugins: Plugins) -> Section:
@@ -68,12 +74,14 @@ def _rich(section: Section) -> Any:
 def list_components(plugins: Plugins, kind: str | None = None, as_json: bool = False) -> int:
     """Print every registered component, then the broken plugins; exit 0 regardless."""
     registry = Registry(plugins.components)
+    options = ComponentOptions(registry)
     if as_json:
-        payload = {"components": [c.as_dict() for c in registry.components(kind)],
+        payload = {"components": [{**c.as_dict(), "option": options.option(c)}
+                                  for c in registry.components(kind)],
                    "broken": [b.as_dict() for b in plugins.broken]}
         print(json.dumps(payload, indent=2))
         return 0
-    sections = [_kind_section(k, registry.components(k)) for k in _kinds(registry, kind)]
+    sections = [_kind_section(k, registry.components(k), options) for k in _kinds(registry, kind)]
     sections += [_broken_section(plugins)] if plugins.broken else []
     notes = [f"clash: {name!r} is registered by {describe_clash(found)}; use '<plugin>:{name}' in configs"
              for name, found in sorted(registry.clashes().items())]
