@@ -63,7 +63,7 @@ def test_plugins_are_listed_with_their_distribution(site, site_env, tmp_path):
     assert shape == {"kind": "model", "name": "ShapeRegressor", "target": "acme.models.ShapeRegressor",
                      "aliases": ["acme.ShapeRegressor"], "plugin": "acme",
                      "distribution": "serotiny-acme", "version": "0.3.0",
-                     "description": "MLP regressor on shape features"}
+                     "description": "MLP regressor on shape features", "option": "model=ShapeRegressor"}
     assert by_name["Sobel"]["kind"] == "featurizer"
     assert by_name["Sobel"]["target"] == "acme.features.Sobel"
     builtin = by_name["TabularVAE"]
@@ -75,7 +75,8 @@ def test_plugins_are_listed_with_their_distribution(site, site_env, tmp_path):
 def test_json_schema_has_every_key(tmp_path):
     data = listing({}, tmp_path)
     assert set(data) == {"components", "broken"}
-    keys = {"kind", "name", "target", "aliases", "plugin", "distribution", "version", "description"}
+    keys = {"kind", "name", "target", "aliases", "plugin", "distribution", "version", "description",
+            "option"}
     assert all(set(c) == keys for c in data["components"])
     kinds = {c["kind"] for c in data["components"]}
     assert {"model", "datamodule", "loader", "callback"} <= kinds
