@@ -95,7 +95,7 @@ def test_example_plugin_is_listed(example_site, tmp_path):
         "target": "serotiny_example.models.LinearAutoencoder",
         "aliases": ["example.LinearAutoencoder"], "plugin": next(iter(entry_points)),
         "distribution": name, "version": version,
-        "description": "A linear autoencoder on a feature vector"}
+        "description": "A linear autoencoder on a feature vector", "option": "model=LinearAutoencoder"}
     assert ours["LoadScaledColumns"]["kind"] == "loader"
     assert ours["LoadScaledColumns"]["target"] == "serotiny_example.loaders.LoadScaledColumns"
     assert "TabularVAE" in {c["name"] for c in listing["components"]}
