@@ -23,6 +23,8 @@ RUN_COMMANDS = {
 }
 DEBUG_HINT = "run with --debug for the traceback"
 DEBUG_ENV = "SEROTINY_DEBUG"
+# Hydra's flag, here for the whole program: `serotiny -sc install=bash`.
+COMPLETION_FLAGS = ("-sc", "--shell-completion")
 
 
 def _pop_flag(argv: list[str], flag: str) -> bool:
@@ -39,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plugin-based ML projects: Hydra configs, Lightning training, MLflow tracking.",
         epilog="Add --debug to any command to see tracebacks.")
     parser.add_argument("--version", action="version", version=f"serotiny {__version__}")
+    parser.add_argument("-sc", "--shell-completion", metavar="install=SHELL",
+                        help="print the completion script of bash, zsh or fish: "
+                             "eval \"$(serotiny -sc install=bash)\"")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in RUN_COMMANDS.items():
         commands.add_parser(name, help=f"{text}; takes Hydra overrides and flags",
@@ -82,6 +87,10 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in COMPLETION_FLAGS:
+        from serotiny_core.completion import shell_completion
+
+        return shell_completion(argv[1:], debug=os.environ.get(DEBUG_ENV) == "1")
     if argv and argv[0] in RUN_COMMANDS:
         from serotiny_core.hydra_app import run_command
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from conftest import make_plugin
+
 SEED_MODEL = """\
 _target_: serotiny.models.TabularVAE
 x_dim: 100
@@ -178,3 +180,49 @@ def cookiecutter_project(root: Path) -> Path:
         """)
     manifest(root / "manifest.parquet", features=20, splits=("Training", "Validation", "TEST"))
     return root
+
+
+WIDGETS = '''
+from serotiny_core import Component, hookimpl
+
+
+class Widget:
+    """A model of a plugin installed as a distribution."""
+
+    def __init__(self, size: int, depth: int = 3, label: str = "w"):
+        self.size = size
+
+
+class Ping:
+    def __init__(self, every: int, loud: bool = False):
+        self.every = every
+
+
+@hookimpl
+def serotiny_components():
+    return [
+        Component(kind="model", name="Widget", target="widgets.plugin.Widget",
+                  aliases=["widgets.models.Widget"]),
+        Component(kind="model", name="Gadget", target="widgets.plugin.Widget"),
+        Component(kind="callback", name="Ping", target="widgets.plugin.Ping"),
+        Component(kind="model", name="Heavy", target="widgets.heavy.Heavy"),
+    ]
+
+
+@hookimpl
+def serotiny_config_dirs():
+    return ["pkg://widgets.config"]
+'''
+
+# Importing it fails: a listing that imported targets would show it.
+HEAVY = 'raise RuntimeError("widgets.heavy was imported")\n'
+
+
+def widgets(site: Path) -> None:
+    """Install serotiny-widgets: components Widget, Gadget (a YAML file too), Ping, Heavy;
+    configs model/small_widget and trainer/callbacks/pings."""
+    make_plugin(site, "serotiny-widgets", "0.2", "widgets", "widgets.plugin", WIDGETS,
+                files={"heavy.py": HEAVY, "config/__init__.py": "",
+                       "config/model/Gadget.yaml": "_target_: Gadget\nsize: 5\n",
+                       "config/model/small_widget.yaml": "_target_: Widget\nsize: 2\n",
+                       "config/trainer/callbacks/pings.yaml": "- _target_: Ping\n  every: 2\n"})

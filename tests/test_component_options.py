@@ -5,48 +5,7 @@ from __future__ import annotations
 import json
 
 from conftest import make_plugin, run_cli
-from projects import write
-
-WIDGETS = '''
-from serotiny_core import Component, hookimpl
-
-
-class Widget:
-    """A model of a plugin installed as a distribution."""
-
-    def __init__(self, size: int, depth: int = 3, label: str = "w"):
-        self.size = size
-
-
-class Ping:
-    def __init__(self, every: int, loud: bool = False):
-        self.every = every
-
-
-@hookimpl
-def serotiny_components():
-    return [
-        Component(kind="model", name="Widget", target="widgets.plugin.Widget",
-                  aliases=["widgets.models.Widget"]),
-        Component(kind="model", name="Gadget", target="widgets.plugin.Widget"),
-        Component(kind="callback", name="Ping", target="widgets.plugin.Ping"),
-        Component(kind="model", name="Heavy", target="widgets.heavy.Heavy"),
-    ]
-
-
-@hookimpl
-def serotiny_config_dirs():
-    return ["pkg://widgets.config"]
-'''
-
-# Importing it fails: a listing that imported targets would show it.
-HEAVY = 'raise RuntimeError("widgets.heavy was imported")\n'
-
-
-def widgets(site) -> None:
-    make_plugin(site, "serotiny-widgets", "0.2", "widgets", "widgets.plugin", WIDGETS,
-                files={"heavy.py": HEAVY, "config/__init__.py": "",
-                       "config/model/Gadget.yaml": "_target_: Gadget\nsize: 5\n"})
+from projects import widgets, write
 
 
 def job(project, *overrides: str, env: dict | None = None) -> str:
