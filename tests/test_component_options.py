@@ -27,7 +27,7 @@ def test_builtin_components_by_name_without_yaml(project):
 
 
 def test_missing_required_arguments_are_all_named_in_one_line(project):
-    result = run_cli("train", "model=TabularVAE", "model.x_dim=16", cwd=project)
+    result = run_cli("train", "--strict", "model=TabularVAE", "model.x_dim=16", cwd=project)
     assert result.code == 2, result.text
     [line] = [l for l in result.err.splitlines() if l.startswith("error:")]
     assert "'latent_dim', 'hidden_layers'" in line and "Traceback" not in result.text
