@@ -44,7 +44,14 @@ def _subgroups(parent: str) -> set[str]:
 class ComponentConfigSource(ConfigSource):
     """``serotiny-components://``: ``<group>/<registered name>`` for every component with a group."""
 
-    options: ClassVar[ComponentOptions | None] = None
+    current: ClassVar[ComponentOptions | None] = None  # set by install()
+    options: ComponentOptions | None
+
+    def __init__(self, provider: str, path: str) -> None:
+        super().__init__(provider, path)
+        # A copy on the instance travels with Hydra's config loader when a
+        # launcher (joblib) composes jobs in other processes.
+        self.options = self.current
 
     @staticmethod
     def scheme() -> str:
@@ -97,6 +104,6 @@ def install(plugins: Plugins) -> tuple[str, str]:
     """Register the source with Hydra for ``plugins``' components; its (provider, path) to append."""
     from hydra.core.plugins import Plugins as HydraPlugins
 
-    ComponentConfigSource.options = ComponentOptions(Registry(plugins.components))
+    ComponentConfigSource.current = ComponentOptions(Registry(plugins.components))
     HydraPlugins.instance().register(ComponentConfigSource)
     return PROVIDER, f"{SCHEME}://"

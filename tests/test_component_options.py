@@ -87,3 +87,13 @@ def serotiny_components():
     assert "_target_: two:Widget\n  width: 3\n" in job(project, "model=two:Widget", env=site_env)
     bare = run_cli("train", "model=Widget", "--cfg", "job", cwd=project, env=site_env)
     assert bare.code == 2 and "one:Widget" in bare.err and "two:Widget" in bare.err
+
+
+def test_generated_options_compose_in_joblib_workers(project):
+    """joblib composes each job in a worker process, from the pickled config loader."""
+    result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     "model=TabularVAE", "model.x_dim=16", "model.latent_dim=2,3",
+                     "model.hidden_layers=[8]", "trainer.max_epochs=1", "mlflow.tracking_uri=null",
+                     cwd=project)
+    assert result.code == 0, result.text
+    assert len(list(project.glob("multirun/train/*/*/*/checkpoints/last.ckpt"))) == 2
