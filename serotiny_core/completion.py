@@ -33,11 +33,10 @@ SHELL_HINT = "choose one of bash, zsh, fish, e.g. eval \"$(serotiny -sc install=
 
 def _request(args: list[str]) -> tuple[str, str]:
     """``["install=bash"]`` -> ``("install", "bash")``; anything else is a usage error."""
-    found = [arg.split("=", 1) for arg in args if arg.split("=", 1)[0] in ACTIONS and "=" in arg]
-    if len(found) != 1 or len(args) != 1:
+    action, _, shell = args[0].partition("=") if len(args) == 1 else ("", "", "")
+    if action not in ACTIONS or not shell:
         raise ConfigError(f"-sc takes one of install=SHELL, uninstall=SHELL, query=SHELL, got {args!r}",
                           hint=SHELL_HINT)
-    action, shell = found[0]
     return action, shell
 
 

@@ -82,11 +82,9 @@ class ComponentConfigSource(ConfigSource):
         from serotiny_core.listing import skeleton
         from serotiny_core.targets import import_object
 
-        assert self.options is not None
         group, name = _split(config_path)
-        component = self.options.find(group, name)
-        if component is None:
-            raise ConfigError(f"no component option {group}={name}")
+        component = self.options.find(group, name) if self.options is not None else None
+        assert component is not None, config_path  # Hydra loads only what is_config() found
         try:
             obj = import_object(component.target)
         except Exception as error:

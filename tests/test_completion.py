@@ -36,6 +36,8 @@ def test_unknown_shell_is_one_line(tmp_path):
     assert result.code == 2 and "Traceback" not in result.text
     assert result.err.strip() == ("error: no shell completion for 'tcsh' (choose one of bash, zsh, fish, "
                                   "e.g. eval \"$(serotiny -sc install=bash)\")")
+    bare = run_cli("-sc", cwd=tmp_path)
+    assert bare.code == 2 and bare.err.startswith("error: -sc takes one of install=SHELL")
 
 
 def test_queries_offer_subcommands_then_the_modes_options(project, site, site_env):
