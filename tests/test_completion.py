@@ -62,6 +62,11 @@ def test_a_query_outside_a_project_answers_nothing(tmp_path):
     assert (result.code, result.out, result.err) == (1, "", "")
 
 
+def path_env() -> dict[str, str]:
+    """The environment with this serotiny first on PATH, as the shell scripts call it by name."""
+    return {**os.environ, "PATH": f"{Path(SEROTINY).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_the_bash_script_completes_when_sourced(project):
     write(project / "proj" / "config" / "model" / "tiny.yaml", "_target_: TabularVAE\n")
@@ -75,9 +80,22 @@ def test_the_bash_script_completes_when_sourced(project):
             echo "${COMPREPLY[*]}"
         done
     """
-    env = {**os.environ, "PATH": f"{Path(SEROTINY).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", "-c", script], cwd=project, env=env, capture_output=True,
+    proc = subprocess.run(["bash", "-c", script], cwd=project, env=path_env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["complete -o default -o nospace -F hydra_bash_completion serotiny",
                                         "predict", "model=TabularVAE", "model=tiny"]
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="needs fish")
+def test_the_fish_script_completes_when_sourced(project):
+    script = """
+        serotiny -sc install=fish | source
+        complete -C"serotiny pre"
+        complete -C"serotiny train model=Tab"
+        complete -C"serotiny train trainer/callbacks=Ea"
+    """
+    proc = subprocess.run(["fish", "-c", script], cwd=project, env=path_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["predict", "model=TabularVAE", "trainer/callbacks=EarlyStopping"]
