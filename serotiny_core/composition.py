@@ -223,7 +223,7 @@ def _apply_adding(original: Callable[..., None]) -> Callable[..., None]:
         present, absent = [], []
         for override in overrides:
             new = (override.type is OverrideType.CHANGE and override.package is None
-                   and not override.is_hydra_override()
+                   and not override.is_hydra_override() and "/" not in override.key_or_group
                    and _absent(cfg, override.key_or_group))
             (absent if new else present).append(override)
         original(present, cfg)
