@@ -18,10 +18,9 @@ from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job
 from serotiny_core.legacy import translate_trainer
 from serotiny_core.plugins import one_line
-from serotiny_core.targets import TargetResolver
+from serotiny_core.targets import DEFAULT_TRAINER, TargetResolver
 
 log = logging.getLogger("serotiny")
-DEFAULT_TRAINER = "pytorch_lightning.Trainer"
 REQUIRED_GROUPS = ("data", "model", "trainer")
 
 

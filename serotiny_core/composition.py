@@ -38,12 +38,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from serotiny_core.errors import ConfigError
 from serotiny_core.plugins import get_plugins
 from serotiny_core.registry import Registry
-from serotiny_core.targets import argument_names, did_you_mean, import_object, no_argument
+from serotiny_core.targets import (DEFAULT_TRAINER, argument_names, did_you_mean, import_object,
+                                   no_argument)
 
 # Top-level keys the train/test/predict flows read; `mlflow.*` keys come from TrackingSettings.
 FRAMEWORK_KEYS = ("seed", "ckpt_path", "test_after_fit", "optimized_metric")
 INTERNAL_GROUPS = ("defaults",)
-DEFAULT_TARGETS = {"trainer": "pytorch_lightning.Trainer"}  # a trainer node may leave out _target_
+DEFAULT_TARGETS = {"trainer": DEFAULT_TRAINER}  # a trainer node may leave out _target_
 
 
 # 1. Combining the files selected from one group ----------------------------------------------
@@ -72,7 +73,7 @@ def combine(group: str, named: list[tuple[str, Any]]) -> Any:
     """
     contents = [(name, c) for name, c in named if len(c) > 0]
     if all(isinstance(c, ListConfig) for _, c in contents):
-        return ListConfig([item for _, c in contents for item in c])
+        return OmegaConf.create([item for _, c in contents for item in OmegaConf.to_container(c)])
     merged = OmegaConf.create({})
     for name, content in contents:
         entries = {name: content} if isinstance(content, ListConfig) else {
@@ -202,11 +203,11 @@ def may_add(cfg: DictConfig, key: str) -> bool:
         if names is None or new in names:
             return True
         raise no_argument(parent_path or "<root>", target, new, names)
-    if parent_path not in ("", "mlflow"):
-        return False
     framework = framework_paths()
     if any(key == path or key.startswith(path + ".") for path in framework):
         return True
+    if parent_path not in ("", "mlflow"):
+        return False
     prefix = f"{parent_path}." if parent_path else ""
     present = [f"{prefix}{k}" for k in parent.keys() if k != "hydra"]
     known = sorted({p for p in framework if p.startswith(prefix)} | set(present))

@@ -20,6 +20,7 @@ from serotiny_core.errors import ConfigError
 from serotiny_core.plugins import Plugins, one_line
 from serotiny_core.registry import Registry
 
+DEFAULT_TRAINER = "pytorch_lightning.Trainer"  # what a trainer node without _target_ builds
 RESERVED_KEYS = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
 STRICT_ALLOWED = ("torch.nn.*", "torch.optim.*", "pytorch_lightning.callbacks.*",
                   "pytorch_lightning.Trainer")

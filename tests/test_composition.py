@@ -164,6 +164,8 @@ def test_constructor_arguments_and_serotiny_keys_need_no_plus(seed_shaped):
         "/runs/last.ckpt", True, "val_kld", 3)
     assert cfg["mlflow"]["run_id"] == "abc" and cfg["mlflow"]["tags"] == {"team": "cells"}
     assert cfg["mlflow"]["log_checkpoints"] == "best"
+    packaged = composed(root, env, "mlflow=local", "mlflow.tags.team=cells")
+    assert packaged["mlflow"]["tags"] == {"team": "cells"}
 
 
 @pytest.mark.parametrize(("typo", "meant"), [
