@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
@@ -18,10 +18,9 @@ from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job
 from serotiny_core.legacy import translate_trainer
 from serotiny_core.plugins import one_line
-from serotiny_core.targets import TargetResolver
+from serotiny_core.targets import DEFAULT_TRAINER, TargetResolver
 
 log = logging.getLogger("serotiny")
-DEFAULT_TRAINER = "pytorch_lightning.Trainer"
 REQUIRED_GROUPS = ("data", "model", "trainer")
 
 
@@ -57,13 +56,22 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
     return hydra_instantiate(node, _convert_="all", **kwargs)
 
 
+def _callback_specs(node: Any) -> Iterator[Any]:
+    """The specs in ``trainer.callbacks``, in order: a list of specs, a mapping of name -> spec
+    (as in the lightning-hydra-template), or a mapping that also holds the lists of
+    list-form files selected with mapping-form ones (see :mod:`serotiny_core.composition`).
+    An empty file, or a null entry, means none."""
+    if isinstance(node, ListConfig):
+        yield from (spec for spec in node if spec is not None)
+    elif isinstance(node, DictConfig) and "_target_" not in node:
+        for entry in node.values():
+            yield from _callback_specs(entry)
+    elif node is not None:
+        yield node
+
+
 def _callbacks(node: Any) -> list[Any]:
-    """``trainer.callbacks``: a list of specs (an empty file means none)."""
-    if node is None:
-        return []
-    if isinstance(node, DictConfig):  # a mapping of name -> spec, as in lightning-hydra-template
-        node = ListConfig([spec for spec in node.values() if spec is not None])
-    return [instantiate(spec) for spec in node if spec is not None]
+    return [instantiate(spec) for spec in _callback_specs(node)]
 
 
 def _ensure_last_checkpoint(callbacks: list[Any], folder: Path) -> None:

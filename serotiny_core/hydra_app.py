@@ -21,7 +21,7 @@ from typing import Any, Callable, ClassVar, Iterator
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-from serotiny_core import component_source, resolvers, tracking_process
+from serotiny_core import component_source, composition, resolvers, tracking_process
 from serotiny_core.job import global_rank, override_key, rank_overrides, share_with_ranks
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
@@ -190,6 +190,7 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
                          strict=strict or project.strict, argv=[mode, *argv])
     _enter_project(project)
     _install_search_path(plugins)
+    composition.install()
     args.overrides = [*_with_output_dir(args.overrides), MULTIRUN_CALLBACK]
     ranked = rank_overrides(args.overrides)
     if ranked is not None:  # a DDP rank other than 0 runs one job: rank 0's

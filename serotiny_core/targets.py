@@ -20,6 +20,7 @@ from serotiny_core.errors import ConfigError
 from serotiny_core.plugins import Plugins, one_line
 from serotiny_core.registry import Registry
 
+DEFAULT_TRAINER = "pytorch_lightning.Trainer"  # what a trainer node without _target_ builds
 RESERVED_KEYS = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
 STRICT_ALLOWED = ("torch.nn.*", "torch.optim.*", "pytorch_lightning.callbacks.*",
                   "pytorch_lightning.Trainer")
@@ -130,6 +131,30 @@ def _signature(obj: Any) -> inspect.Signature | None:
         return None
 
 
+def _named(params: Any) -> list[str]:
+    return [n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def argument_names(obj: Any) -> list[str] | None:
+    """The arguments a config node may give ``obj``; None when it takes any (``**kwargs``, no signature)."""
+    signature = _signature(obj)
+    if signature is None or any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        return None
+    return _named(signature.parameters)
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest candidate, or nothing."""
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def no_argument(path: str, target: str, name: str, named: list[str]) -> ConfigError:
+    """The error for a key ``target`` takes no argument of, with the closest valid ones."""
+    return ConfigError(f"{path}: {target} has no argument {name!r}",
+                       hint=f"{did_you_mean(name, named)}valid arguments: {', '.join(named) or '(none)'}")
+
+
 def check_arguments(path: str, node: DictConfig, obj: Any, target: str) -> None:
     """Unknown keys and missing required arguments, named before anything runs."""
     signature = _signature(obj)
@@ -137,14 +162,10 @@ def check_arguments(path: str, node: DictConfig, obj: Any, target: str) -> None:
         return
     params = signature.parameters
     keys = [str(k) for k in node.keys() if k not in RESERVED_KEYS]
-    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    named = [n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-    unknown = [] if takes_kwargs else [k for k in keys if k not in params]
+    named = _named(params)
+    unknown = [k for k in keys if k not in named] if argument_names(obj) is not None else []
     if unknown:
-        close = difflib.get_close_matches(unknown[0], named, n=1)
-        guess = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"{path}: {target} has no argument {unknown[0]!r}",
-                          hint=f"{guess}valid arguments: {', '.join(named) or '(none)'}")
+        raise no_argument(path, target, unknown[0], named)
     if node.get("_partial_", False) or "_args_" in node:
         return
     required = [n for n, p in params.items() if p.default is p.empty
