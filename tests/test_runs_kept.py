@@ -1,0 +1,85 @@
+"""Nothing lost: test/predict leave train runs as they were, concurrent commands, bad checkpoints.
+
+The real CLI on projects made by ``serotiny init`` and a real SQLite store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import run_cli
+
+ONE_EPOCH = "trainer.max_epochs=1"
+NARROW = ("model.x_dim=7", "data.loaders.x.startswith=feature_1")  # feature_1, feature_10..15
+
+
+def runs_by_name(project: Path) -> dict:
+    """Each run name's newest run."""
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("proj")
+    return {run.info.run_name: run for run in reversed(client.search_runs([experiment.experiment_id]))}
+
+
+def snapshot(project: Path, name: str) -> tuple:
+    """What a train run holds: status, end, params, tags, artifact paths."""
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    run = runs_by_name(project)[name]
+    artifacts = sorted(a.path for folder in ("config", "checkpoints", "predictions")
+                       for a in client.list_artifacts(run.info.run_id, folder))
+    return run.info.status, run.info.end_time, run.data.params, run.data.tags, artifacts
+
+
+def logged_config(project: Path, run, name: str) -> dict:
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    path = client.download_artifacts(run.info.run_id, f"config/{name}", str(project / "got"))
+    return yaml.safe_load(Path(path).read_text())
+
+
+def test_bare_test_and_predict_take_the_latest_finished_train_run(project):
+    none_yet = run_cli("test", cwd=project)
+    assert none_yet.code == 2 and "Traceback" not in none_yet.text
+    [line] = [l for l in none_yet.err.splitlines() if l.startswith("error:")]
+    assert "no finished train run" in line and "mlflow.run_name=" in line
+    assert run_cli("train", ONE_EPOCH, "mlflow.run_name=older", cwd=project).code == 0
+    assert run_cli("train", ONE_EPOCH, cwd=project).code == 0  # the default, timestamped name
+    [latest] = [name for name in runs_by_name(project) if name != "older"]
+    tested = run_cli("test", cwd=project)
+    assert tested.code == 0, tested.text
+    assert f"using the most recent finished train run '{latest}'" in tested.text
+    predicted = run_cli("predict", cwd=project)
+    assert predicted.code == 0, predicted.text
+    runs = runs_by_name(project)
+    assert runs[f"{latest}-test"].data.tags["mlflow.parentRunId"] == runs[latest].info.run_id
+    assert runs[f"{latest}-predict"].info.status == "FINISHED"
+
+
+def test_test_and_predict_by_run_leave_the_train_run_as_it_was(project):
+    trained = run_cli("train", ONE_EPOCH, "mlflow.run_name=narrow", *NARROW, cwd=project)
+    assert trained.code == 0, trained.text
+    before = snapshot(project, "narrow")
+    # the run's model and data (7 features), not the project's (16): no shape error
+    tested = run_cli("test", "mlflow.run_name=narrow", cwd=project)
+    assert tested.code == 0, tested.text
+    failed = run_cli("predict", "mlflow.run_name=narrow", "data.path=/nowhere/cells.csv", cwd=project)
+    assert failed.code != 0 and "/nowhere/cells.csv" in failed.err
+    predicted = run_cli("predict", "mlflow.run_name=narrow", "data.batch_size=50", cwd=project)
+    assert predicted.code == 0, predicted.text
+    assert snapshot(project, "narrow") == before
+    runs = runs_by_name(project)
+    config = logged_config(project, runs["narrow-test"], "test.yaml")
+    assert config["model"]["x_dim"] == 7 and config["data"]["loaders"]["x"]["startswith"] == "feature_1"
+    assert runs["narrow-predict"].data.params["data/batch_size"] == "50"
+    assert runs["narrow-predict"].data.params["model/x_dim"] == "7"
+
+
+def test_a_run_that_finishes_after_a_resume_has_no_stale_error(project):
+    broken = run_cli("train", ONE_EPOCH, "mlflow.run_name=again", "model.optimizer.lr=-1", cwd=project)
+    assert broken.code != 0
+    assert "serotiny.error" in runs_by_name(project)["again"].data.tags
+    fixed = run_cli("train", ONE_EPOCH, "mlflow.run_name=again", cwd=project)
+    assert fixed.code == 0, fixed.text
+    run = runs_by_name(project)["again"]
+    assert run.info.status == "FINISHED" and "serotiny.error" not in run.data.tags
