@@ -11,13 +11,14 @@ warning at the end.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -35,6 +36,7 @@ MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a param value
 MAX_KEY_LENGTH = 250
 CHECKPOINT_CHOICES = ("last", "best", "all", False)
 REACH_TIMEOUT_S = 10
+STORE_LOCK_TIMEOUT_S = 600
 # MLflow retries an unreachable server for minutes by default; a few short
 # tries keep a dead server from stalling a training loop.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
@@ -76,6 +78,31 @@ class TrackingSettings:
 def embedded_store(root: Path) -> dict[str, str]:
     """The default store: SQLite and an artifact folder inside the project."""
     return {"tracking_uri": f"sqlite:///{root}/mlflow.db", "artifact_location": str(root / "mlartifacts")}
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Held while a SQLite store is opened: MLflow creates or upgrades its tables then.
+
+    Two processes doing that at once (two commands started together on a
+    fresh project, the jobs of a sweep) break the store for good, half
+    migrated. ``filelock`` (installed with torch) locks ``mlflow.db.lock``
+    beside the store with the OS's own file locks, released if a process
+    dies; a server serialises this itself, so other URIs need no lock.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    lock = f"{uri.removeprefix('sqlite:///')}.lock"
+    try:
+        with FileLock(lock, timeout=STORE_LOCK_TIMEOUT_S):
+            yield
+    except Timeout:
+        raise TrackingError(f"the MLflow store {uri} stayed locked by another command for "
+                            f"{STORE_LOCK_TIMEOUT_S} s ({lock})",
+                            hint="wait for the other serotiny command, or end it") from None
 
 
 def check_reachable(uri: str) -> None:
