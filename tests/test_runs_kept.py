@@ -5,12 +5,13 @@ The real CLI on projects made by ``serotiny init`` and a real SQLite store.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli
+from conftest import SEROTINY, run_cli
 
 ONE_EPOCH = "trainer.max_epochs=1"
 NARROW = ("model.x_dim=7", "data.loaders.x.startswith=feature_1")  # feature_1, feature_10..15
@@ -83,3 +84,23 @@ def test_a_run_that_finishes_after_a_resume_has_no_stale_error(project):
     assert fixed.code == 0, fixed.text
     run = runs_by_name(project)["again"]
     assert run.info.status == "FINISHED" and "serotiny.error" not in run.data.tags
+
+
+def test_two_trains_started_together_on_a_fresh_store(project):
+    assert not (project / "mlflow.db").exists()
+    procs = [subprocess.Popen([SEROTINY, "train", ONE_EPOCH, f"mlflow.run_name=twin{i}"], cwd=project,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outs
+    runs = runs_by_name(project)  # the store opens
+    twins = [runs["twin0"], runs["twin1"]]
+    assert [run.info.status for run in twins] == ["FINISHED", "FINISHED"]
+    # each job its own folder, each run its own checkpoint in it, even when started in the same second
+    folders = [run.data.tags["serotiny.output_dir"] for run in twins]
+    assert folders[0] != folders[1]
+    for run, folder in zip(twins, folders):
+        assert run.data.tags["serotiny.last_checkpoint"] == f"{folder}/checkpoints/last.ckpt"
+    tested = run_cli("test", "mlflow.run_name=twin0", cwd=project)
+    assert tested.code == 0, tested.text
+    assert f"checkpoint path at {folders[0]}/checkpoints/" in tested.text
