@@ -262,10 +262,14 @@ class Session:
             self.tracker.upload_as(Path(path), "checkpoints", name)
 
     def _end(self, status: str, error: BaseException | None = None) -> None:
+        """End the run; a resumed run that failed before training is left as it was."""
         if self.tracker is None:
             return
         if self.trainer is not None:
             self._upload_checkpoints()
+        elif status != "FINISHED" and self.tracker.resumed:
+            self.tracker.restore()
+            return
         self.tracker.end(status, error)
 
 

@@ -178,6 +178,8 @@ class Tracker:
         self.resumed = False
         self.ended = False
         self.previous_tags: dict[str, str] = {}
+        self.previous_status = ""
+        self.retagged: dict[str, str] = {}  # the tags opening a resumed run set
         self.source_run_id: str | None = None  # whose artifacts are read: this run, or its parent
         self.unreachable = False
         self.not_logged: list[str] = []
@@ -253,7 +255,8 @@ class Tracker:
         if existing is None:
             return self.create({**tags, **(new_run_tags or {})})
         self._reopen(existing)
-        self.set_tags({**tags, **self.settings.tags})
+        self.retagged = {**tags, **self.settings.tags}
+        self.set_tags(self.retagged)
         return self.state()
 
     def create(self, tags: Mapping[str, str]) -> RunState:
@@ -312,7 +315,7 @@ class Tracker:
     def _reopen(self, run: Any) -> None:
         self.run_id, self.experiment, self.resumed = run.info.run_id, run.info.experiment_id, True
         self.source_run_id = self.run_id
-        self.previous_tags = dict(run.data.tags)
+        self.previous_tags, self.previous_status = dict(run.data.tags), run.info.status
         self.client.update_run(self.run_id, status="RUNNING")
 
     def log_config(self, container: Mapping[str, Any], text: str, artifact_name: str) -> None:
@@ -366,6 +369,14 @@ class Tracker:
         except Exception:
             return None
         return Path(local)
+
+    def restore(self) -> None:
+        """A reopened run back to its status and tags: the command failed before anything new ran."""
+        self.ended = True
+        self.set_tags({key: self.previous_tags[key] for key in self.retagged if key in self.previous_tags})
+        for key in self.retagged.keys() - self.previous_tags.keys():
+            self.guard(f"tag {key}", self.client.delete_tag, self.run_id, key)
+        self.guard("run status", self.client.update_run, self.run_id, status=self.previous_status)
 
     def end(self, status: str, error: str | None = None) -> None:
         """Mark the run FINISHED, FAILED or KILLED; name what could not be logged."""

@@ -118,6 +118,11 @@ class TrackingProcess:
         self._send("end", status, f"{type(error).__name__}: {error}" if error else None)
         self.close()
 
+    def restore(self) -> None:
+        """Put a resumed run back as it was: nothing new ran on it."""
+        self._send("restore")
+        self.close()
+
     # -- logging ---------------------------------------------------------------------------
 
     def log_config(self, cfg: DictConfig, artifact_name: str) -> None:

@@ -104,3 +104,36 @@ def test_two_trains_started_together_on_a_fresh_store(project):
     tested = run_cli("test", "mlflow.run_name=twin0", cwd=project)
     assert tested.code == 0, tested.text
     assert f"checkpoint path at {folders[0]}/checkpoints/" in tested.text
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def test_a_truncated_checkpoint_is_named_and_the_intact_copy_used(project):
+    assert run_cli("train", ONE_EPOCH, "mlflow.run_name=cut", cwd=project).code == 0
+    local = sorted(project.glob("outputs/train/*/*/checkpoints/*.ckpt"))
+    for path in local:
+        truncate(path)
+    before = snapshot(project, "cut")
+    tested = run_cli("test", "mlflow.run_name=cut", cwd=project)  # the artifact copy is intact
+    assert tested.code == 0, tested.text
+    assert any(f"checkpoint {path} is unreadable" in tested.text for path in local), tested.text
+    resumed = run_cli("train", "trainer.max_epochs=2", "mlflow.run_name=cut", cwd=project)
+    assert resumed.code == 0 and "(1 epochs done)" in resumed.text, resumed.text
+    before = snapshot(project, "cut")
+    for path in (project / "mlartifacts").rglob("*.ckpt"):
+        truncate(path)
+    for path in project.glob("outputs/train/*/*/checkpoints/*.ckpt"):
+        truncate(path)
+    for args in (("mlflow.run_name=cut",), (f"ckpt_path={local[-1]}",)):
+        failed = run_cli("test", *args, cwd=project)
+        assert failed.code == 2 and "Traceback" not in failed.text, failed.text
+        [line] = [l for l in failed.err.splitlines() if l.startswith("error:")]
+        assert "is unreadable" in line and ".ckpt" in line
+    assert snapshot(project, "cut") == before  # nothing new ran: the run is as it was
+    debug = run_cli("--debug", "test", f"ckpt_path={local[-1]}", cwd=project)
+    assert debug.code == 2 and "Traceback" in debug.text
+    resumed = run_cli("train", "trainer.max_epochs=3", "mlflow.run_name=cut", cwd=project)
+    assert resumed.code == 2 and "is unreadable" in resumed.err, resumed.text
+    assert snapshot(project, "cut") == before
