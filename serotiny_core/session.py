@@ -3,7 +3,8 @@
 A session connects to the command's MLflow process as soon as the config is
 composed (:meth:`Session.connect`: the process the command started before
 composing, or a new one), so MLflow loads while the command builds its
-model and data; then it opens (or reopens, to resume) one run,
+model and data; then it opens (or reopens, to resume) one run (test and
+predict of a train run: a child run of it, the train run only read),
 hands Lightning a logger bound to it, and ends it exactly once: FINISHED,
 FAILED (with the error as a tag) or KILLED (Ctrl-C, SIGTERM), uploading
 checkpoints first so nothing already written is lost. With tracking off,
@@ -46,7 +47,9 @@ def names_a_run(cfg: DictConfig) -> bool:
     every command, so test/predict take it as no name at all.
     """
     node = cfg.get("mlflow")
-    raw = OmegaConf.to_container(node, resolve=False).get("run_name") if isinstance(node, DictConfig) else None
+    if not isinstance(node, DictConfig):
+        return False
+    raw = OmegaConf.to_container(node, resolve=False).get("run_name")
     return bool(raw) and not re.search(r"\$\{now:", str(raw))
 
 
@@ -117,7 +120,8 @@ class Session:
                         self.job.output_dir)
         tags[MODE_TAG] = mode
         if mode == "train":  # a resumed run's checkpoint tags move when it writes one (_end)
-            self.tracker.open(tags, "open", {CHECKPOINT_DIR_TAG: str(self.job.output_dir / "checkpoints")})
+            folder = str(self.job.output_dir / "checkpoints")
+            self.tracker.open(tags, "open", {CHECKPOINT_DIR_TAG: folder})
         elif cfg.get("ckpt_path"):
             self.tracker.open(tags, "create")
         else:
@@ -165,13 +169,13 @@ class Session:
         """The run's first readable checkpoint of ``names``, from local disk or else its artifacts."""
         unreadable: list[Path] = []
         for name in names:
-            for found in self._copies(name):
-                if found is not None and unreadable_reason(found) is None:
+            for found in filter(None, self._copies(name)):
+                reason = unreadable_reason(found)
+                if reason is None:
                     return found
-                if found is not None:
-                    log.warning("checkpoint %s is unreadable (%s); trying the run's other copy",
-                                found, unreadable_reason(found))
-                    unreadable.append(found)
+                log.warning("checkpoint %s is unreadable (%s); trying the run's other copy",
+                            found, reason)
+                unreadable.append(found)
         if unreadable:
             check_checkpoint(unreadable[-1])
         return None

@@ -119,6 +119,7 @@ def test_a_truncated_checkpoint_is_named_and_the_intact_copy_used(project):
     tested = run_cli("test", "mlflow.run_name=cut", cwd=project)  # the artifact copy is intact
     assert tested.code == 0, tested.text
     assert any(f"checkpoint {path} is unreadable" in tested.text for path in local), tested.text
+    assert snapshot(project, "cut") == before
     resumed = run_cli("train", "trainer.max_epochs=2", "mlflow.run_name=cut", cwd=project)
     assert resumed.code == 0 and "(1 epochs done)" in resumed.text, resumed.text
     before = snapshot(project, "cut")
