@@ -40,7 +40,7 @@ def prepare_store(config: DictConfig) -> None:
 
     test and predict jobs only read runs that exist, so they race for nothing.
     """
-    from serotiny_core.tracking import Tracker, TrackingSettings, check_reachable
+    from serotiny_core.tracking import Tracker, TrackingSettings, check_reachable, store_lock
 
     values = _store_settings(config) if config.hydra.job.config_name == "train" else None
     if values is None:
@@ -49,7 +49,8 @@ def prepare_store(config: DictConfig) -> None:
                                             default_experiment=resolvers.project_name())
     if settings is not None:
         check_reachable(settings.tracking_uri)
-        Tracker(settings).experiment_id()
+        with store_lock(settings.tracking_uri):  # another command may be creating it too
+            Tracker(settings).experiment_id()
 
 
 class MultirunCallback(Callback):

@@ -1,7 +1,8 @@
 """OmegaConf resolvers serotiny configs may use.
 
 ``${project_root:}`` is the project's root folder and ``${project_name:}`` its name, so packaged configs can
-say "inside the project" (``sqlite:///${project_root:}/mlflow.db``). The root
+say "inside the project" (``sqlite:///${project_root:}/mlflow.db``);
+``${process_id:}`` tells apart output folders of commands started in the same second. The root
 travels in an environment variable so that processes Hydra launchers and
 Lightning start for other jobs and ranks resolve it the same way.
 """
@@ -30,5 +31,11 @@ def project_name() -> str:
     return Path(project_root()).name
 
 
+def process_id() -> str:
+    """This command's process id: unique among the commands running on a machine."""
+    return str(os.getpid())
+
+
 OmegaConf.register_new_resolver("project_root", project_root, replace=True)
+OmegaConf.register_new_resolver("process_id", process_id, replace=True)
 OmegaConf.register_new_resolver("project_name", project_name, replace=True)

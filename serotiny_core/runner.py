@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from serotiny_core import assembly
 from serotiny_core.hydra_app import RunContext
@@ -56,9 +56,11 @@ def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> R
 
 
 def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> tuple[Any, Any, str]:
-    """For test/predict: this config's datamodule, and the model and checkpoint of
-    ``ckpt_path`` (with this config's model) or of an MLflow run (with the run's model)."""
-    model_cfg, ckpt_path = session.model_and_checkpoint(cfg)
+    """For test/predict: datamodule, model and checkpoint of ``ckpt_path`` (with this
+    config's model and data) or of an MLflow run (with the run's model and data)."""
+    model_cfg, data_cfg, ckpt_path = session.model_and_checkpoint(cfg)
+    with open_dict(cfg):
+        cfg.data = data_cfg
     assembly.prepare(cfg, context, model=model_cfg)
     assembly.seed(cfg)
     return assembly.instantiate(cfg.data), assembly.instantiate(model_cfg), ckpt_path

@@ -3,7 +3,8 @@
 A session connects to the command's MLflow process as soon as the config is
 composed (:meth:`Session.connect`: the process the command started before
 composing, or a new one), so MLflow loads while the command builds its
-model and data; then it opens (or reopens, to resume) one run,
+model and data; then it opens (or reopens, to resume) one run (test and
+predict of a train run: a child run of it, the train run only read),
 hands Lightning a logger bound to it, and ends it exactly once: FINISHED,
 FAILED (with the error as a tag) or KILLED (Ctrl-C, SIGTERM), uploading
 checkpoints first so nothing already written is lost. With tracking off,
@@ -13,23 +14,43 @@ or on a DDP rank other than 0, a session is inert.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import re
 import signal
 import threading
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.hydra_app import RunContext
-from serotiny_core.job import Job, global_rank
-from serotiny_core.tracking import TrackingSettings, embedded_store, run_tags
+from serotiny_core.job import Job, global_rank, override_key
+from serotiny_core.tracking import MODE_TAG, TrackingSettings, embedded_store, run_tags
 from serotiny_core.tracking_process import TrackingProcess, discard_spare
 
 log = logging.getLogger("serotiny")
 CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
 BEST_CHECKPOINT_TAG = "serotiny.best_checkpoint"
+LAST_CHECKPOINT_TAG = "serotiny.last_checkpoint"
+# What rank 0 of a DDP test/predict chose (model, data, checkpoint), for the ranks Lightning starts.
+SHARED_CHECKPOINT_ENV = "SEROTINY_DDP_CHECKPOINT"
+
+
+def names_a_run(cfg: DictConfig) -> bool:
+    """Whether ``mlflow.run_name`` names one run: set, and not stamped with the time.
+
+    The packaged default (``...-${now:%Y%m%d-%H%M%S}``) names a new run on
+    every command, so test/predict take it as no name at all.
+    """
+    node = cfg.get("mlflow")
+    if not isinstance(node, DictConfig):
+        return False
+    raw = OmegaConf.to_container(node, resolve=False).get("run_name")
+    return bool(raw) and not re.search(r"\$\{now:", str(raw))
 
 
 def tracking_settings(cfg: DictConfig, context: RunContext, job: Job) -> TrackingSettings | None:
@@ -88,16 +109,26 @@ class Session:
         self._end("FINISHED")
 
     def _open(self, cfg: DictConfig) -> None:
+        """train opens (or resumes) its run; test/predict open a run of their own.
+
+        By run, that is a child of the train run, which is only read; its
+        config is logged once the run's model and data are known.
+        """
         assert self.tracker is not None
+        mode = self.context.mode
         tags = run_tags(self.context.argv, self.context.plugins, self.context.project.root,
                         self.job.output_dir)
-        if self.context.mode == "train":
-            tags[CHECKPOINT_DIR_TAG] = str(self.job.output_dir / "checkpoints")
-        if self.context.mode != "train" and not cfg.get("ckpt_path"):
-            self.tracker.open_existing()  # test/predict by run: the train run keeps its tags
+        tags[MODE_TAG] = mode
+        if mode == "train":  # a resumed run's checkpoint tags move when it writes one (_end)
+            folder = str(self.job.output_dir / "checkpoints")
+            self.tracker.open(tags, "open", {CHECKPOINT_DIR_TAG: folder})
+        elif cfg.get("ckpt_path"):
+            self.tracker.open(tags, "create")
         else:
-            self.tracker.open(tags)
-        self.tracker.log_config(cfg, f"{self.context.mode}.yaml")
+            self.tracker.open(tags, "open_child", mode, names_a_run(cfg))
+            self.tracker.state  # noqa: B018  (no such run: one error line, before anything is built)
+            return
+        self.tracker.log_config(cfg, f"{mode}.yaml")
         if self.tracker.resumed:
             log.info("continuing MLflow run %s (%s)", self.tracker.settings.run_name or "",
                      self.tracker.run_id)
@@ -116,21 +147,37 @@ class Session:
     # -- resuming and reusing a run's checkpoint -------------------------------------------
 
     def _local_checkpoint(self, name: str) -> Path | None:
-        """Where the run's train command left checkpoint ``name``, if it is still there."""
+        """Where the run's train command left checkpoint ``name``, if it is still there.
+
+        The exact file the run wrote when it says which (tags set at its end), so
+        a folder another run also wrote to never hands over that run's file.
+        """
         assert self.tracker is not None
         tags = self.tracker.previous_tags
         folder = tags.get(CHECKPOINT_DIR_TAG)
-        path = tags.get(BEST_CHECKPOINT_TAG) if name == "best.ckpt" else folder and f"{folder}/{name}"
+        exact = tags.get(BEST_CHECKPOINT_TAG if name == "best.ckpt" else LAST_CHECKPOINT_TAG)
+        path = exact or (name == "last.ckpt" and folder and f"{folder}/{name}")
         return Path(path) if path and Path(path).is_file() else None
 
-    def _run_checkpoint(self, names: tuple[str, ...]) -> Path | None:
-        """The run's first checkpoint of ``names``, from local disk or else its artifacts."""
+    def _copies(self, name: str) -> Iterator[Path | None]:
+        """The run's checkpoint ``name``: the local file, then (only if needed) its artifact."""
         assert self.tracker is not None
+        yield self._local_checkpoint(name)
+        yield self.tracker.download(f"checkpoints/{name}", self.job.output_dir / "restored")
+
+    def _run_checkpoint(self, names: tuple[str, ...]) -> Path | None:
+        """The run's first readable checkpoint of ``names``, from local disk or else its artifacts."""
+        unreadable: list[Path] = []
         for name in names:
-            found = self._local_checkpoint(name) or self.tracker.download(
-                f"checkpoints/{name}", self.job.output_dir / "restored")
-            if found is not None:
-                return found
+            for found in filter(None, self._copies(name)):
+                reason = unreadable_reason(found)
+                if reason is None:
+                    return found
+                log.warning("checkpoint %s is unreadable (%s); trying the run's other copy",
+                            found, reason)
+                unreadable.append(found)
+        if unreadable:
+            check_checkpoint(unreadable[-1])
         return None
 
     def resume_checkpoint(self, cfg: DictConfig) -> str | None:
@@ -152,10 +199,28 @@ class Session:
             log.info("resuming from %s (%d epochs done)", ckpt, done)
         return str(ckpt)
 
-    def model_and_checkpoint(self, cfg: DictConfig) -> tuple[DictConfig, str]:
-        """For test/predict: ``ckpt_path`` with the config's model, or a run's own."""
+    def model_and_checkpoint(self, cfg: DictConfig) -> tuple[DictConfig, DictConfig, str]:
+        """For test/predict: the model, data and checkpoint to use.
+
+        ``ckpt_path`` with this config's model and data; or a train run's
+        checkpoint and model, with the run's data and the ``data`` keys this
+        command line sets. Rank 0 leaves its choice for the other DDP ranks.
+        """
+        shared = os.environ.get(SHARED_CHECKPOINT_ENV)
+        if shared and global_rank() != 0:
+            chosen = json.loads(shared)
+            return OmegaConf.create(chosen["model"]), OmegaConf.create(chosen["data"]), chosen["ckpt"]
         if cfg.get("ckpt_path"):
-            return cfg.model, str(cfg.ckpt_path)
+            check_checkpoint(Path(cfg.ckpt_path))
+            model, data, ckpt = cfg.model, cfg.data, str(cfg.ckpt_path)
+        else:
+            model, data, ckpt = self._from_run(cfg)
+        os.environ[SHARED_CHECKPOINT_ENV] = json.dumps(
+            {"model": OmegaConf.to_container(model, resolve=True),
+             "data": OmegaConf.to_container(data, resolve=True), "ckpt": ckpt})
+        return model, data, ckpt
+
+    def _from_run(self, cfg: DictConfig) -> tuple[DictConfig, DictConfig, str]:
         if self.tracker is None:
             raise ConfigError(f"serotiny {self.context.mode} needs a checkpoint",
                               hint="pass ckpt_path=PATH, or mlflow.run_name=NAME (or mlflow.run_id=ID) "
@@ -163,10 +228,16 @@ class Session:
         logged = self.tracker.download("config/train.yaml", self.job.output_dir / "restored")
         ckpt = self._run_checkpoint(("best.ckpt", "last.ckpt"))
         if logged is None or ckpt is None:
-            raise ConfigError(f"MLflow run {self.tracker.run_id} has no "
+            raise ConfigError(f"MLflow run {self.tracker.source_run_id} has no "
                               f"{'config/train.yaml' if logged is None else 'checkpoint'} artifact",
                               hint="pass ckpt_path=PATH, or pick a run made by 'serotiny train'")
-        return OmegaConf.load(logged).model, str(ckpt)
+        trained = OmegaConf.load(logged)
+        data = run_data(cfg, trained.data, self.job.overrides)
+        used = cfg.copy()
+        with open_dict(used):
+            used.model, used.data = trained.model, data
+        self.tracker.log_config(used, f"{self.context.mode}.yaml")
+        return trained.model, data, str(ckpt)
 
     # -- ending the run --------------------------------------------------------------------
 
@@ -177,9 +248,12 @@ class Session:
 
     def _upload_checkpoints(self) -> None:
         checkpoint = getattr(self.trainer, "checkpoint_callback", None)
-        mode = self.tracker.settings.log_checkpoints if self.tracker else False
-        if checkpoint is None or not mode:
+        if checkpoint is None or self.tracker is None:
             return
+        if checkpoint.last_model_path:  # this run's own file: test/predict/resume take this one
+            self.tracker.set_tags({CHECKPOINT_DIR_TAG: str(Path(checkpoint.last_model_path).parent),
+                                   LAST_CHECKPOINT_TAG: checkpoint.last_model_path})
+        mode = self.tracker.settings.log_checkpoints
         chosen: dict[str, str] = {}
         if mode in ("last", "all") and checkpoint.last_model_path:
             chosen["last.ckpt"] = checkpoint.last_model_path
@@ -192,11 +266,56 @@ class Session:
             self.tracker.upload_as(Path(path), "checkpoints", name)
 
     def _end(self, status: str, error: BaseException | None = None) -> None:
+        """End the run; a resumed run that failed before training is left as it was."""
         if self.tracker is None:
             return
         if self.trainer is not None:
             self._upload_checkpoints()
+        elif status != "FINISHED" and self.tracker.resumed:
+            self.tracker.restore()
+            return
         self.tracker.end(status, error)
+
+
+def run_data(cfg: DictConfig, trained: DictConfig, overrides: tuple[str, ...]) -> DictConfig:
+    """The data a train run used, with the ``data.*`` keys of this command line.
+
+    Choosing another data option (``data=other``) takes this config's data whole.
+    """
+    keys = [(override, override_key(override)) for override in overrides]
+    if any(key == "data" or key.startswith("data/") for _, key in keys):
+        return cfg.data
+    merged = OmegaConf.create({"data": trained})
+    for override, key in keys:
+        if key.startswith("data.") and not override.startswith("~"):
+            OmegaConf.update(merged, key, OmegaConf.select(cfg, key), force_add=True)
+    return merged.data
+
+
+def unreadable_reason(ckpt: Path) -> str | None:
+    """Why ``ckpt`` cannot be a checkpoint, or None.
+
+    ``torch.save`` writes a zip archive whose index is at its end, so a
+    truncated or overwritten file has none; this reads only that index.
+    """
+    try:
+        with zipfile.ZipFile(ckpt) as archive:
+            archive.namelist()
+    except zipfile.BadZipFile:
+        return "truncated, or not a checkpoint torch.save wrote"
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def check_checkpoint(ckpt: Path) -> None:
+    """One error line naming ``ckpt`` when it exists but cannot be read (a missing file is
+    reported by Lightning's loader, with the path)."""
+    reason = unreadable_reason(ckpt) if ckpt.is_file() else None
+    if reason is not None:
+        raise ConfigError(f"checkpoint {ckpt} is unreadable: {reason}",
+                          hint="point ckpt_path at an intact checkpoint, or restore this file "
+                               "(a run's uploaded copy is under its artifacts, checkpoints/)")
 
 
 def completed_epochs(ckpt: Path) -> int:

@@ -11,13 +11,14 @@ warning at the end.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,10 +28,15 @@ from serotiny_core.plugins import one_line
 
 log = logging.getLogger("serotiny")
 
+MODE_TAG = "serotiny.mode"  # train, test or predict: which command made the run
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI shows the run under its parent
+ERROR_TAG = "serotiny.error"
+SEARCHED_RUNS = 100  # newest runs looked at when a name or "the latest train run" is looked for
 MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a param value
 MAX_KEY_LENGTH = 250
 CHECKPOINT_CHOICES = ("last", "best", "all", False)
 REACH_TIMEOUT_S = 10
+STORE_LOCK_TIMEOUT_S = 600
 # MLflow retries an unreachable server for minutes by default; a few short
 # tries keep a dead server from stalling a training loop.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
@@ -72,6 +78,31 @@ class TrackingSettings:
 def embedded_store(root: Path) -> dict[str, str]:
     """The default store: SQLite and an artifact folder inside the project."""
     return {"tracking_uri": f"sqlite:///{root}/mlflow.db", "artifact_location": str(root / "mlartifacts")}
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Held while a SQLite store is opened: MLflow creates or upgrades its tables then.
+
+    Two processes doing that at once (two commands started together on a
+    fresh project, the jobs of a sweep) break the store for good, half
+    migrated. ``filelock`` (installed with torch) locks ``mlflow.db.lock``
+    beside the store with the OS's own file locks, released if a process
+    dies; a server serialises this itself, so other URIs need no lock.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    lock = f"{uri.removeprefix('sqlite:///')}.lock"
+    try:
+        with FileLock(lock, timeout=STORE_LOCK_TIMEOUT_S):
+            yield
+    except Timeout:
+        raise TrackingError(f"the MLflow store {uri} stayed locked by another command for "
+                            f"{STORE_LOCK_TIMEOUT_S} s ({lock})",
+                            hint="wait for the other serotiny command, or end it") from None
 
 
 def check_reachable(uri: str) -> None:
@@ -117,6 +148,15 @@ class RunState:
     experiment_id: str
     resumed: bool
     previous_tags: dict[str, str]
+    source_run_id: str
+
+
+def is_train_run(run: Any) -> bool:
+    """Whether ``run`` was made by ``serotiny train`` (runs from before the mode tag: by its command)."""
+    tags = run.data.tags
+    if MODE_TAG in tags:
+        return tags[MODE_TAG] == "train"
+    return tags.get("serotiny.command", "").startswith("serotiny train")
 
 
 class Tracker:
@@ -138,6 +178,9 @@ class Tracker:
         self.resumed = False
         self.ended = False
         self.previous_tags: dict[str, str] = {}
+        self.previous_status = ""
+        self.retagged: dict[str, str] = {}  # the tags opening a resumed run set
+        self.source_run_id: str | None = None  # whose artifacts are read: this run, or its parent
         self.unreachable = False
         self.not_logged: list[str] = []
 
@@ -177,7 +220,10 @@ class Tracker:
             return experiment.experiment_id
 
     def find_run(self, experiment_id: str) -> Any | None:
-        """The run named by run_id, or the newest run of that run_name in the experiment."""
+        """The run named by run_id, or the newest train run of that run_name in the experiment.
+
+        test and predict runs are left out: they are never resumed, nor tested again.
+        """
         if self.settings.run_id:
             try:
                 return self.client.get_run(self.settings.run_id)
@@ -188,25 +234,76 @@ class Tracker:
             return None
         quoted = self.settings.run_name.replace("'", "\\'")
         found = self.client.search_runs([experiment_id], f"tags.`mlflow.runName` = '{quoted}'",
-                                        order_by=["attributes.start_time DESC"], max_results=1)
-        return found[0] if found else None
+                                        order_by=["attributes.start_time DESC"],
+                                        max_results=SEARCHED_RUNS)
+        return next((run for run in found if is_train_run(run)), None)
 
-    def open(self, tags: Mapping[str, str]) -> RunState:
-        """Reopen the run of this name (resume) or start a new one."""
+    def latest_train_run(self, experiment_id: str) -> Any | None:
+        """The experiment's most recently finished train run (not a child run)."""
+        if not experiment_id:
+            return None
+        found = self.client.search_runs([experiment_id], "attributes.status = 'FINISHED'",
+                                        order_by=["attributes.end_time DESC"],
+                                        max_results=SEARCHED_RUNS)
+        return next((run for run in found if is_train_run(run) and PARENT_TAG not in run.data.tags),
+                    None)
+
+    def open(self, tags: Mapping[str, str], new_run_tags: Mapping[str, str] | None = None) -> RunState:
+        """Reopen the run of this name (resume) or start a new one, with ``new_run_tags`` too."""
         self.experiment = self.experiment_id()
         existing = self.find_run(self.experiment)
-        all_tags = {**tags, **self.settings.tags}
         if existing is None:
-            self.run_id = self.client.create_run(self.experiment, tags=all_tags,
-                                                 run_name=self.settings.run_name).info.run_id
-            return self.state()
+            return self.create({**tags, **(new_run_tags or {})})
         self._reopen(existing)
-        self.set_tags(all_tags)
+        self.retagged = {**tags, **self.settings.tags}
+        self.set_tags(self.retagged)
         return self.state()
+
+    def create(self, tags: Mapping[str, str]) -> RunState:
+        """A new run of the configured name, even when one of that name exists."""
+        self.experiment = self.experiment or self.experiment_id()
+        self.run_id = self.client.create_run(self.experiment, tags={**tags, **self.settings.tags},
+                                             run_name=self.settings.run_name).info.run_id
+        self.source_run_id = self.run_id
+        return self.state()
+
+    def open_child(self, tags: Mapping[str, str], mode: str, named: bool) -> RunState:
+        """A new run under the train run that ``test``/``predict`` use; that run is only read.
+
+        ``named``: the user named the run (``run_name`` or ``run_id``); otherwise
+        the experiment's most recently finished train run is used, and said so.
+        """
+        experiment = self.client.get_experiment_by_name(self.settings.experiment_name)
+        experiment_id = experiment.experiment_id if experiment else ""
+        named = named or bool(self.settings.run_id)
+        source = self.find_run(experiment_id) if named else self.latest_train_run(experiment_id)
+        if source is None:
+            raise self._no_source(named)
+        if not named:
+            log.info("using the most recent finished train run %r (%s) of experiment %r; "
+                     "pick another with mlflow.run_name=NAME or mlflow.run_id=ID",
+                     source.info.run_name, source.info.run_id, self.settings.experiment_name)
+        self.source_run_id, self.previous_tags = source.info.run_id, dict(source.data.tags)
+        self.experiment = source.info.experiment_id
+        child_tags = {**tags, **self.settings.tags, PARENT_TAG: source.info.run_id}
+        self.run_id = self.client.create_run(self.experiment, tags=child_tags,
+                                             run_name=f"{source.info.run_name}-{mode}").info.run_id
+        return self.state()
+
+    def _no_source(self, named: bool) -> ConfigError:
+        where = f"in experiment {self.settings.experiment_name!r} at {self.settings.tracking_uri}"
+        if named:
+            return ConfigError(f"no MLflow train run named {self.settings.run_name!r} {where}",
+                               hint="pass ckpt_path=..., or mlflow.run_name= / mlflow.run_id= "
+                                    "of a train run")
+        return ConfigError(f"no finished train run {where} to take the checkpoint from",
+                           hint="run 'serotiny train' first, or pass ckpt_path=PATH, "
+                                "mlflow.run_name=NAME or mlflow.run_id=ID")
 
     def state(self) -> RunState:
         assert self.run_id is not None
-        return RunState(self.run_id, self.experiment, self.resumed, self.previous_tags)
+        return RunState(self.run_id, self.experiment, self.resumed, self.previous_tags,
+                        self.source_run_id or self.run_id)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """All tags in one write."""
@@ -215,21 +312,10 @@ class Tracker:
         self.guard("tags", self.client.log_batch, self.run_id,
                    tags=[RunTag(k, v) for k, v in tags.items()])
 
-    def open_existing(self) -> RunState:
-        """The run ``test``/``predict`` refer to; an error when there is none."""
-        experiment = self.client.get_experiment_by_name(self.settings.experiment_name)
-        run = self.find_run(experiment.experiment_id if experiment else "")
-        if run is None:
-            raise ConfigError(
-                f"no MLflow run named {self.settings.run_name!r} in experiment "
-                f"{self.settings.experiment_name!r} at {self.settings.tracking_uri}",
-                hint="pass ckpt_path=..., or mlflow.run_name= / mlflow.run_id= of a train run")
-        self._reopen(run)
-        return self.state()
-
     def _reopen(self, run: Any) -> None:
         self.run_id, self.experiment, self.resumed = run.info.run_id, run.info.experiment_id, True
-        self.previous_tags = dict(run.data.tags)
+        self.source_run_id = self.run_id
+        self.previous_tags, self.previous_status = dict(run.data.tags), run.info.status
         self.client.update_run(self.run_id, status="RUNNING")
 
     def log_config(self, container: Mapping[str, Any], text: str, artifact_name: str) -> None:
@@ -272,23 +358,33 @@ class Tracker:
             self.log_artifact(target, folder)
 
     def download(self, artifact: str, destination: Path) -> Path | None:
-        """An artifact of the run on local disk, or None when the run has no such artifact."""
+        """An artifact of the run (for test/predict: of the train run) on local disk, or None."""
         destination.mkdir(parents=True, exist_ok=True)
         try:
             from mlflow.artifacts import download_artifacts
 
-            local = download_artifacts(run_id=self.run_id, artifact_path=artifact,
+            local = download_artifacts(run_id=self.source_run_id or self.run_id, artifact_path=artifact,
                                        dst_path=str(destination),
                                        tracking_uri=self.settings.tracking_uri)
         except Exception:
             return None
         return Path(local)
 
+    def restore(self) -> None:
+        """A reopened run back to its status and tags: the command failed before anything new ran."""
+        self.ended = True
+        self.set_tags({key: self.previous_tags[key] for key in self.retagged if key in self.previous_tags})
+        for key in self.retagged.keys() - self.previous_tags.keys():
+            self.guard(f"tag {key}", self.client.delete_tag, self.run_id, key)
+        self.guard("run status", self.client.update_run, self.run_id, status=self.previous_status)
+
     def end(self, status: str, error: str | None = None) -> None:
         """Mark the run FINISHED, FAILED or KILLED; name what could not be logged."""
         self.ended = True
         if error is not None:
-            self.guard("error tag", self.client.set_tag, self.run_id, "serotiny.error", error[:5000])
+            self.guard("error tag", self.client.set_tag, self.run_id, ERROR_TAG, error[:5000])
+        elif status == "FINISHED" and self.resumed and ERROR_TAG in self.previous_tags:
+            self.guard("error tag", self.client.delete_tag, self.run_id, ERROR_TAG)  # an earlier try's
         self.guard("run status", self.client.set_terminated, self.run_id, status)
         if self.not_logged:
             more = " ..." if len(self.not_logged) > 10 else ""

@@ -86,12 +86,9 @@ class TrackingProcess:
 
     # -- the run ---------------------------------------------------------------------------
 
-    def open(self, tags: Mapping[str, str]) -> None:
-        """Open (or reopen, to resume) the run; :attr:`state` waits for it."""
-        self._opening = self._send("open", dict(tags), awaited=True)
-
-    def open_existing(self) -> None:
-        self._state = self._call("open_existing")
+    def open(self, tags: Mapping[str, str], how: str = "open", *args: Any) -> None:
+        """Open the run :meth:`Tracker.open`, ``create`` or ``open_child`` does; :attr:`state` waits."""
+        self._opening = self._send(how, dict(tags), *args, awaited=True)
 
     @property
     def state(self) -> RunState:
@@ -112,9 +109,18 @@ class TrackingProcess:
     def previous_tags(self) -> dict[str, str]:
         return self.state.previous_tags
 
+    @property
+    def source_run_id(self) -> str:
+        return self.state.source_run_id
+
     def end(self, status: str, error: BaseException | None = None) -> None:
         """Mark the run FINISHED, FAILED or KILLED once everything sent before is done."""
         self._send("end", status, f"{type(error).__name__}: {error}" if error else None)
+        self.close()
+
+    def restore(self) -> None:
+        """Put a resumed run back as it was: nothing new ran on it."""
+        self._send("restore")
         self.close()
 
     # -- logging ---------------------------------------------------------------------------

@@ -62,11 +62,15 @@ def _answer(tracker: Any, method: str, args: tuple, kwargs: dict) -> tuple[bool,
 
 
 def _start(settings: Any) -> Any:
-    """The Tracker, its store opened (the seconds this process exists to take off the command)."""
-    from serotiny_core.tracking import Tracker
+    """The Tracker, its store opened (the seconds this process exists to take off the command).
 
-    tracker = Tracker(settings)
-    tracker.client.get_experiment_by_name(settings.experiment_name)
+    Opening may create or upgrade a SQLite store: one process at a time.
+    """
+    from serotiny_core.tracking import Tracker, store_lock
+
+    with store_lock(settings.tracking_uri):
+        tracker = Tracker(settings)
+        tracker.client.get_experiment_by_name(settings.experiment_name)
     return tracker
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -89,6 +91,26 @@ def test_ddp_on_two_cpu_processes_makes_one_run_one_folder_one_log(project):
     assert math.isfinite(run.data.metrics["val_loss"])
     saved = json.loads((folder / "result.json").read_text())
     assert saved["run_id"] == run.info.run_id and saved["metric"] == "val_loss"
+
+
+def written_predictions(result: Result) -> pd.DataFrame:
+    assert result.code == 0, result.text
+    [path] = re.findall(r"predictions written to (\S+)", result.text)
+    return pd.read_parquet(path)
+
+
+@pytest.mark.slow
+def test_ddp_predict_by_run_writes_every_row_once_in_manifest_order(project):
+    assert run_cli("train", ONE_EPOCH, "mlflow.run_name=base", cwd=project).code == 0
+    single = written_predictions(run_cli("predict", "mlflow.run_name=base", cwd=project))
+    # every rank takes the run's checkpoint; rank 0 writes all ranks' rows
+    ddp = written_predictions(run_cli("predict", "mlflow.run_name=base", *DDP_ON_CPU, cwd=project))
+    manifest = pd.read_csv(project / "data" / "manifest.csv")
+    assert len(ddp) == len(single) == len(manifest)
+    assert list(ddp["sample_id"]) == list(single["sample_id"]) == list(manifest["sample_id"])
+    pd.testing.assert_frame_equal(ddp, single, check_exact=False, rtol=1e-5)
+    statuses = sorted((run.info.run_name, run.info.status) for run in mlflow_runs(project))
+    assert statuses == [("base", "FINISHED"), *[("base-predict", "FINISHED")] * 2]
 
 
 def test_packaged_ddp_trainer_and_example_launcher_and_sweeper_compose(project):

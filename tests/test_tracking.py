@@ -20,10 +20,11 @@ def client_for(project: Path) -> MlflowClient:
     return MlflowClient(f"sqlite:///{project}/mlflow.db")
 
 
-def only_run(client: MlflowClient, experiment: str = "proj"):
+def only_run(client: MlflowClient, experiment: str = "proj", count: int = 1):
+    """The experiment's newest run, checking it has ``count`` runs in all."""
     found = client.get_experiment_by_name(experiment)
     runs = client.search_runs([found.experiment_id])
-    assert len(runs) == 1, [r.info.run_name for r in runs]
+    assert len(runs) == count, [r.info.run_name for r in runs]
     return runs[0]
 
 
@@ -45,19 +46,21 @@ def test_train_then_test_and_predict_by_run_name(project):
     predicted = run_cli("predict", "mlflow.run_name=alpha", "data.batch_size=50", cwd=project)
     assert predicted.code == 0, predicted.text
     client = client_for(project)
-    run = only_run(client)
-    assert run.info.run_name == "alpha" and run.info.status == "FINISHED"
-    assert "test_loss" in run.data.metrics
-    names = {a.path for a in client.list_artifacts(run.info.run_id, "predictions")}
+    runs = {r.info.run_name: r for r in client.search_runs([only_run(client, "proj", 3).info.experiment_id])}
+    train, test, predict = runs["alpha"], runs["alpha-test"], runs["alpha-predict"]
+    assert train.info.status == test.info.status == predict.info.status == "FINISHED"
+    assert test.data.tags["mlflow.parentRunId"] == predict.data.tags["mlflow.parentRunId"] == train.info.run_id
+    assert "test_loss" in test.data.metrics and "test_loss" not in train.data.metrics
+    names = {a.path for a in client.list_artifacts(predict.info.run_id, "predictions")}
     assert names == {"predictions/predictions.parquet"}
-    configs = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
-    assert {"config/train.yaml", "config/test.yaml", "config/predict.yaml"} <= configs
+    assert {a.path for a in client.list_artifacts(train.info.run_id, "config")} == {"config/train.yaml"}
+    assert predict.data.params["data/batch_size"] == "50"
 
 
 def test_test_of_an_unknown_run_is_one_clear_line(project):
     result = run_cli("test", "mlflow.run_name=nope", cwd=project)
     assert result.code == 2
-    assert "no MLflow run named 'nope'" in result.err and "Traceback" not in result.text
+    assert "no MLflow train run named 'nope'" in result.err and "Traceback" not in result.text
 
 
 def test_tracking_off_keeps_checkpoints_on_disk(project):
