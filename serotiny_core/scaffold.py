@@ -33,21 +33,26 @@ def _destination(relative: Path, package: str) -> Path:
     return Path(*parts).with_suffix("") if relative.suffix == ".tmpl" else Path(*parts)
 
 
-def write_manifest(path: Path, seed: int = 0) -> None:
-    """A manifest whose 16 features come from 2 hidden factors: a VAE can find them,
-    and a regressor can predict the first (the ``target`` column) from them."""
+def write_manifest(path: Path, seed: int = 0, rows: int = N_ROWS, features: int = N_FEATURES,
+                   splits: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """A manifest whose features come from 2 hidden factors: a VAE can find them,
+    and a regressor can predict the first (the ``target`` column) from them.
+
+    The first split gets 70% of the rows and the others share the rest, as
+    a train/val/test manifest would; tests choose other shapes.
+    """
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    factors = rng.normal(size=(N_ROWS, N_FACTORS))
-    mixing = rng.normal(size=(N_FACTORS, N_FEATURES))
-    features = np.tanh(factors @ mixing) + 0.05 * rng.normal(size=(N_ROWS, N_FEATURES))
-    frame = pd.DataFrame(features.astype("float32"),
-                         columns=[f"feature_{i}" for i in range(N_FEATURES)])
+    factors = rng.normal(size=(rows, N_FACTORS))
+    mixing = rng.normal(size=(N_FACTORS, features))
+    values = np.tanh(factors @ mixing) + 0.05 * rng.normal(size=(rows, features))
+    frame = pd.DataFrame(values.astype("float32"), columns=[f"feature_{i}" for i in range(features)])
     frame["target"] = factors[:, 0].astype("float32")  # a regression target (model=basic_model)
-    frame.insert(0, "split", rng.choice(["train", "val", "test"], size=N_ROWS, p=[0.7, 0.15, 0.15]))
-    frame.insert(0, "sample_id", [f"sample_{i:04d}" for i in range(N_ROWS)])
+    rest = [0.3 / (len(splits) - 1)] * (len(splits) - 1) if len(splits) > 1 else []
+    frame.insert(0, "split", rng.choice(list(splits), size=rows, p=[1.0 - sum(rest), *rest]))
+    frame.insert(0, "sample_id", [f"sample_{i:04d}" for i in range(rows)])
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
 
