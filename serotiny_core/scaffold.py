@@ -27,10 +27,34 @@ def package_name(name: str) -> str:
     return package
 
 
-def _destination(relative: Path, package: str) -> Path:
-    parts = [package if p == "PACKAGE" else p.replace("dot-", ".", 1) if p.startswith("dot-") else p
-             for p in relative.parts]
+def _destination(relative: Path, names: dict[str, str]) -> Path:
+    """A template path's place in the new folder: placeholders in names replaced,
+    ``dot-x`` -> ``.x``, the ``.tmpl`` suffix (which keeps tools off template code) dropped."""
+    parts = []
+    for part in relative.parts:
+        for placeholder, value in names.items():
+            part = part.replace(placeholder, value)
+        parts.append(part.replace("dot-", ".", 1) if part.startswith("dot-") else part)
     return Path(*parts).with_suffix("") if relative.suffix == ".tmpl" else Path(*parts)
+
+
+def copy_template(template: Path, root: Path, values: dict[str, str], names: dict[str, str]) -> None:
+    """Copy ``template`` to ``root``, ``{key}`` in file texts from ``values``, path parts from ``names``."""
+    for source in sorted(p for p in template.rglob("*") if p.is_file()):
+        target = root / _destination(source.relative_to(template), names)
+        text = source.read_text(encoding="utf-8")
+        for key, value in values.items():
+            text = text.replace(key, value)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+
+def new_folder(name: str, where: Path | None) -> Path:
+    """The folder a scaffold writes: new, never an existing one."""
+    root = (where or Path.cwd()) / name
+    if root.exists():
+        raise ConfigError(f"{root} already exists", hint="choose another name or remove the folder")
+    return root
 
 
 def write_manifest(path: Path, seed: int = 0, rows: int = N_ROWS, features: int = N_FEATURES,
@@ -60,17 +84,9 @@ def write_manifest(path: Path, seed: int = 0, rows: int = N_ROWS, features: int 
 def init_project(name: str, description: str = "a serotiny project", where: Path | None = None) -> int:
     """Write project ``name`` into a new folder; refuse to touch an existing one."""
     package = package_name(name)
-    root = (where or Path.cwd()) / name
-    if root.exists():
-        raise ConfigError(f"{root} already exists", hint="choose another name or remove the folder")
+    root = new_folder(name, where)
     values = {"{package}": package, "{name}": name, "{description}": description}
-    for source in sorted(p for p in TEMPLATE.rglob("*") if p.is_file()):
-        target = root / _destination(source.relative_to(TEMPLATE), package)
-        text = source.read_text(encoding="utf-8")
-        for key, value in values.items():
-            text = text.replace(key, value)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+    copy_template(TEMPLATE, root, values, {"PACKAGE": package})
     write_manifest(root / "data" / "manifest.csv")
     print(f"created {root}\n\n  cd {name}\n  serotiny train\n\n"
           f"then look at the runs with: mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db")
