@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON instead of tables")
     show = commands.add_parser("show-component", help="signature, docstring and YAML skeleton")
     show.add_argument("name", help="a registered name or alias, or a dotted import path")
+    check = commands.add_parser("check-plugin", help="check an installed plugin: imports, configs, "
+                                "loaders, one batch per model")
+    check.add_argument("name", help="the plugin's entry point name or its distribution name")
+    check.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
     init = commands.add_parser("init", help="scaffold a new project, or a plugin with --plugin")
     init.add_argument("name", nargs="?", help="the project folder and package name")
     init.add_argument("--plugin", metavar="NAME",
@@ -88,10 +92,17 @@ def _init(args: argparse.Namespace) -> int:
     return init_project(args.name, description=args.description or "a serotiny project")
 
 
+def _check_plugin(args: argparse.Namespace) -> int:
+    from serotiny_core.check_plugin import check_plugin
+
+    return check_plugin(args.name, as_json=args.json)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list-components": _list_components,
     "show-component": _show_component,
     "init": _init,
+    "check-plugin": _check_plugin,
 }
 
 

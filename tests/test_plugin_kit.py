@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,8 @@ from conftest import run_cli
 
 PYTEST = str(Path(sys.executable).parent / "pytest")
 PLUGIN = "serotiny-cell-shapes"
+EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "serotiny-example-plugin"
+CONFIG = "serotiny_cell_shapes/config"
 
 
 def scaffold_plugin(where: Path, name: str = PLUGIN) -> Path:
@@ -22,9 +26,18 @@ def scaffold_plugin(where: Path, name: str = PLUGIN) -> Path:
 
 
 def pip_install(source: Path, site: Path) -> None:
-    """Build a wheel of ``source`` and install it into ``site``: a real dist-info with a RECORD."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+    """Build a wheel of ``source`` and install it into ``site``: a real dist-info with a RECORD.
+
+    pip records ``source`` as where the distribution came from (direct_url.json).
+    """
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--no-cache-dir", "--disable-pip-version-check",
                     "--target", str(site), str(source)], check=True, capture_output=True, timeout=300)
+
+
+def problems(result) -> list[str]:
+    """The problem lines of a check-plugin report (not its notes, not its summary)."""
+    return [l for l in result.out.splitlines() if not l.startswith(("note:", "check-plugin "))]
 
 
 @pytest.fixture
@@ -78,3 +91,64 @@ def test_init_plugin_never_writes_into_an_existing_folder(tmp_path):
     result = run_cli("init", "--plugin", PLUGIN, cwd=tmp_path)
     assert result.code == 2 and "already exists" in result.err
     assert [p.name for p in (tmp_path / PLUGIN).iterdir()] == ["keep.txt"]
+
+
+def test_check_plugin_passes_on_a_scaffolded_plugin_and_on_the_example(cell_shapes, site, site_env, tmp_path):
+    example = tmp_path / "example"  # pip builds in the source folder: build a copy, not the docs
+    shutil.copytree(EXAMPLE, example, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    pip_install(example, site)
+    checked = run_cli("check-plugin", "cell_shapes", cwd=tmp_path, env=site_env)
+    assert checked.code == 0, checked.text
+    assert problems(checked) == [] and "no problems" in checked.out
+    report = json.loads(run_cli("check-plugin", "serotiny-example-plugin", "--json", cwd=tmp_path,
+                                env=site_env).out)
+    assert report["ok"] and report["problems"] == [] and report["version"] == "0.1.0"
+    assert "serotiny_example/config/model/linear_ae.yaml: one batch (fast_dev_run) trains" in report["checked"]
+    assert ("serotiny_example/config/data/scaled_features.yaml: data.loaders.x: rows and load_frame agree"
+            in report["checked"])
+    assert "2 YAML file(s) are in serotiny-example-plugin's RECORD" in report["checked"]
+
+
+def _misspell_target(source: Path) -> None:
+    model = source / CONFIG / "model" / "cell_shapes_autoencoder.yaml"
+    model.write_text(model.read_text().replace("_target_: CellShapesAutoencoder", "_target_: CellShapesAutoencodr"))
+
+
+def _disagreeing_loader(source: Path) -> None:
+    loaders = source / "serotiny_cell_shapes" / "loaders.py"
+    text = loaders.read_text()
+    head, _, tail = text.rpartition("return (values - self.center) / self.scale")
+    loaders.write_text(head + "return 2 * (values - self.center) / self.scale" + tail)
+
+
+def _yaml_left_out(source: Path) -> None:
+    pyproject = source / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        '["config/**/*.yaml"]', '["config/model/*.yaml", "config/data/*.yaml"]'))
+
+
+@pytest.mark.parametrize("breaks, file, key, words", [
+    (_misspell_target, "model/cell_shapes_autoencoder.yaml", "model._target_",
+     ["'CellShapesAutoencodr'", "did you mean 'CellShapesAutoencoder'"]),
+    (_disagreeing_loader, "data/cell_shapes_features.yaml", "data.loaders.x",
+     ["row 0", "load_frame gives"]),
+    (_yaml_left_out, "trainer/callbacks/cell_shapes_timer.yaml", "package-data",
+     ["not in the installed distribution serotiny-cell-shapes"]),
+], ids=["missing-target", "loader-row-vs-frame", "yaml-not-in-wheel"])
+def test_check_plugin_names_the_file_and_key_of_a_broken_plugin(tmp_path, site, site_env, breaks,
+                                                                 file, key, words):
+    source = scaffold_plugin(tmp_path)
+    breaks(source)
+    pip_install(source, site)
+    result = run_cli("check-plugin", PLUGIN, cwd=tmp_path, env=site_env)
+    assert result.code == 1, result.text
+    [line] = problems(result)
+    assert line.startswith(f"{CONFIG}/{file}: {key}: "), line
+    assert all(word in line for word in words), line
+
+
+def test_check_plugin_of_an_unknown_name_lists_the_installed_ones(tmp_path):
+    result = run_cli("check-plugin", "nope", cwd=tmp_path)
+    assert result.code == 2 and "Traceback" not in result.text
+    [line] = result.err.splitlines()
+    assert "'nope'" in line and "installed plugins: " in line and "serotiny" in line
