@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from serotiny_core.component import KNOWN_KINDS, Component
+from serotiny_core.config_origin import config_folder
 from serotiny_core.errors import ConfigError
 from serotiny_core.plugins import discover, get_plugins, one_line
 from serotiny_core.targets import import_object
@@ -147,24 +148,11 @@ def _check_components(report: Report, hooks_file: str, components: list[Componen
             report.checked.append(f"{key} -> {component.target}")
 
 
-def _config_folder(source: str) -> tuple[Path, Path] | None:
-    """A ``pkg://`` or ``file://`` config source's folder, and the folder paths are shown from."""
-    if source.startswith("file://"):
-        folder = Path(source.removeprefix("file://"))
-        return folder, folder.parent
-    package = source.removeprefix("pkg://").strip("/").replace("/", ".")
-    spec = util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(list(spec.submodule_search_locations)[0])
-    return folder, folder.parents[len(package.split(".")) - 1]
-
-
 def packaged_configs(report: Report, hooks_file: str, sources: list[str]) -> list[PackagedConfig]:
     """Every YAML file under the plugin's config sources, as ``group=option``."""
     found = []
     for source in sources:
-        located = _config_folder(source) if source.startswith(("pkg://", "file://")) else None
+        located = config_folder(source)
         if located is None or not located[0].is_dir():
             report.problem(hooks_file, "serotiny_config_dirs()", f"{source!r} is not a folder serotiny can read")
             continue

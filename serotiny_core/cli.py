@@ -69,7 +69,8 @@ def _list_components(args: argparse.Namespace) -> int:
     from serotiny_core.listing import list_components
     from serotiny_core.plugins import listed_plugins
 
-    return list_components(listed_plugins(), kind=args.kind, as_json=args.json)
+    return list_components(listed_plugins(), kind=args.kind, as_json=args.json,
+                           debug=os.environ.get(DEBUG_ENV) == "1")
 
 
 def _show_component(args: argparse.Namespace) -> int:

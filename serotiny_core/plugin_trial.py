@@ -86,7 +86,8 @@ def _compose(report: Report, config: PackagedConfig, plugins: Plugins) -> DictCo
     except Exception as error:  # each file's first problem, then the next file
         found = translate(error)
         message = str(found) if isinstance(found, ConfigError) else one_line(found)
-        key, _, rest = message.partition(": ")
+        head, _, rest = message.partition(": ")
+        key = head.split(" (from ")[0]  # the file is this one
         has_key = bool(rest) and " " not in key
         report.problem(config.shown, key if has_key else f"{config.group}={config.option}",
                        rest if has_key else message)
