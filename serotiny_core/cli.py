@@ -53,15 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON instead of tables")
     show = commands.add_parser("show-component", help="signature, docstring and YAML skeleton")
     show.add_argument("name", help="a registered name or alias, or a dotted import path")
-    check = commands.add_parser("check-plugin", help="check an installed plugin: imports, configs, "
-                                "loaders, one batch per model")
-    check.add_argument("name", help="the plugin's entry point name or its distribution name")
-    check.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
     init = commands.add_parser("init", help="scaffold a new project, or a plugin with --plugin")
     init.add_argument("name", nargs="?", help="the project folder and package name")
     init.add_argument("--plugin", metavar="NAME",
                       help="scaffold plugin distribution NAME instead (e.g. serotiny-my-models)")
     init.add_argument("--description", help="one line for the README and pyproject.toml")
+    check = commands.add_parser("check-plugin", help="check an installed plugin: imports, configs, "
+                                "loaders, one batch per model")
+    check.add_argument("name", help="the plugin's entry point name or its distribution name")
+    check.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
     return parser
 
 

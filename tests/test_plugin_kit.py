@@ -152,3 +152,11 @@ def test_check_plugin_of_an_unknown_name_lists_the_installed_ones(tmp_path):
     assert result.code == 2 and "Traceback" not in result.text
     [line] = result.err.splitlines()
     assert "'nope'" in line and "installed plugins: " in line and "serotiny" in line
+
+
+@pytest.mark.parametrize("relative", ["serotiny_example/serotiny_plugin.py", "serotiny_example/models.py",
+                                      "serotiny_example/loaders.py", "serotiny_example/config/model/linear_ae.yaml",
+                                      "serotiny_example/config/data/scaled_features.yaml"])
+def test_the_plugin_guide_shows_the_example_code_as_it_is(relative):
+    guide = (EXAMPLE.parent.parent / "plugins.md").read_text()
+    assert (EXAMPLE / relative).read_text() in guide
