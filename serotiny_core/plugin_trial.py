@@ -134,27 +134,49 @@ def _compare(report: Report, file: str, key: str, loader: Any, frame: Any) -> No
         report.problem(file, key, why)
 
 
-def _check_loaders(report: Report, hooks_file: str, components: list[Component],
-                   data: list[tuple[PackagedConfig, DictConfig]], frame: Any) -> None:
+def _check_configured_loaders(report: Report, data: list[tuple[PackagedConfig, DictConfig]],
+                              frame: Any) -> set[str]:
+    """Compare the loaders the data configs build; return their targets."""
     from serotiny_core.assembly import instantiate
-    from serotiny_core.targets import import_object
 
     configured = set()
     for config, cfg in data:
         for key, node in (cfg.data.get("loaders") or {}).items():
-            if isinstance(node, DictConfig) and "_target_" in node:
-                configured.add(node._target_)
-                _compare(report, config.shown, f"data.loaders.{key}", instantiate(node), frame)
+            if not (isinstance(node, DictConfig) and "_target_" in node):
+                continue
+            configured.add(node._target_)
+            try:
+                loader = instantiate(node)
+            except Exception as error:  # a packaged config that does not build is the problem
+                report.problem(config.shown, f"data.loaders.{key}", f"does not build: {one_line(error)}")
+                continue
+            _compare(report, config.shown, f"data.loaders.{key}", loader, frame)
+    return configured
+
+
+def _check_bare_loader(report: Report, hooks_file: str, component: Component, frame: Any) -> None:
+    """A loader no data config uses, built without arguments where it can be."""
+    from serotiny_core.targets import import_object
+
+    try:
+        factory = import_object(component.target)
+    except Exception:  # a target that does not import is a problem reported already
+        return
+    try:
+        loader = factory()
+    except Exception as error:  # it needs arguments, or the synthetic setting does not suit it
+        report.notes.append(f"{hooks_file}: loader {component.name!r}: no packaged data config "
+                            f"gives its arguments, so it was not compared ({one_line(error)})")
+        return
+    _compare(report, hooks_file, f"loader {component.name!r}", loader, frame)
+
+
+def _check_loaders(report: Report, hooks_file: str, components: list[Component],
+                   data: list[tuple[PackagedConfig, DictConfig]], frame: Any) -> None:
+    configured = _check_configured_loaders(report, data, frame)
     for component in components:
-        if component.kind != "loader" or component.target in configured:
-            continue
-        try:
-            loader = import_object(component.target)()
-        except TypeError as error:
-            report.notes.append(f"{hooks_file}: loader {component.name!r}: no packaged data config "
-                                f"gives its arguments, so it was not compared ({one_line(error)})")
-            continue
-        _compare(report, hooks_file, f"loader {component.name!r}", loader, frame)
+        if component.kind == "loader" and component.target not in configured:
+            _check_bare_loader(report, hooks_file, component, frame)
 
 
 def _trainer_class(model: Any) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import make_plugin, run_cli
 
 PYTEST = str(Path(sys.executable).parent / "pytest")
 PLUGIN = "serotiny-cell-shapes"
@@ -160,3 +160,44 @@ def test_check_plugin_of_an_unknown_name_lists_the_installed_ones(tmp_path):
 def test_the_plugin_guide_shows_the_example_code_as_it_is(relative):
     guide = (EXAMPLE.parent.parent / "plugins.md").read_text()
     assert (EXAMPLE / relative).read_text() in guide
+
+
+KINDS_PLUGIN = '''
+import pytorch_lightning as pl
+from serotiny_core import Component, hookimpl
+
+
+class Model(pl.LightningModule):
+    pass
+
+
+class NotAModel:
+    pass
+
+
+class NotACallback:
+    pass
+
+
+@hookimpl
+def serotiny_components():
+    return [Component(kind="model", name="Good", target="kinds.plugin.Model"),
+            Component(kind="model", name="Bad", target="kinds.plugin.NotAModel"),
+            Component(kind="callback", name="Quiet", target="kinds.plugin.NotACallback"),
+            Component(kind="loader", name="Gone", target="kinds.plugin.Missing")]
+'''
+
+
+def test_check_plugin_checks_each_component_is_the_kind_it_claims(site, site_env, tmp_path):
+    make_plugin(site, "serotiny-kinds", "0.1", "kinds", "kinds.plugin", KINDS_PLUGIN)
+    result = run_cli("check-plugin", "kinds", cwd=tmp_path, env=site_env)
+    assert result.code == 1, result.text
+    hooks = str(site / "kinds" / "plugin.py")
+    assert problems(result) == [
+        f"{hooks}: model 'Bad': kinds.plugin.NotAModel is not a LightningModule "
+        "(of pytorch_lightning or lightning.pytorch)",
+        f"{hooks}: callback 'Quiet': kinds.plugin.NotACallback is not a Callback "
+        "(of pytorch_lightning or lightning.pytorch)",
+        f"{hooks}: loader 'Gone': target 'kinds.plugin.Missing' does not import: "
+        "ImportError: cannot import 'kinds.plugin.Missing'"]
+    assert "note: serotiny-kinds has no RECORD" in result.out
