@@ -3,7 +3,7 @@
 For the installed plugin (entry point name) or distribution ``NAME`` it
 checks, in order: the entry point loads and each hook returns valid
 components; every target imports and is the kind it claims; every packaged
-YAML file composes, its ``_target_``s resolve and its keys match the
+YAML file composes, each ``_target_`` in it resolves and its keys match the
 signatures; the YAML files are in the installed distribution, not only in
 a source tree; each loader's per-row and whole-frame results agree; each
 model with a packaged config trains one batch on data the plugin's own
@@ -24,6 +24,7 @@ from typing import Any
 from serotiny_core.component import KNOWN_KINDS, Component
 from serotiny_core.config_origin import config_folder
 from serotiny_core.errors import ConfigError
+from serotiny_core.hookspecs import ENTRY_POINT_GROUP
 from serotiny_core.plugins import discover, get_plugins, one_line
 from serotiny_core.targets import import_object
 
@@ -74,9 +75,7 @@ def _canonical(name: str) -> str:
 
 def find_entry_points(name: str) -> list[metadata.EntryPoint]:
     """The ``serotiny.plugins`` entry points of plugin ``name`` or of distribution ``name``."""
-    from serotiny_core.plugins import _entry_points
-
-    every = _entry_points()
+    every = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
     found = [ep for ep in every if ep.name == name
              or _canonical(getattr(ep.dist, "name", "") or "") == _canonical(name)]
     if not found:
