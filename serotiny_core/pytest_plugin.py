@@ -161,23 +161,23 @@ def serotiny_project(request: pytest.FixtureRequest, tmp_path: Path) -> Serotiny
     return make_project(tmp_path, _shape(request))
 
 
+def _loggers() -> list[logging.Logger]:
+    return [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+                                   if isinstance(lg, logging.Logger))]
+
+
 @contextlib.contextmanager
 def _restored_logging() -> Iterator[None]:
-    """Hydra configures logging for each run: its handlers must not outlive it."""
-    manager = logging.Logger.manager
-    saved = {name: (lg.level, list(lg.handlers), lg.propagate, lg.disabled)
-             for name, lg in manager.loggerDict.items() if isinstance(lg, logging.Logger)}
-    root = logging.getLogger()
-    saved_root = (root.level, list(root.handlers))
+    """Hydra configures logging for each run (a file handler in the job's folder among it):
+    its handlers must not outlive the run, nor keep their files open."""
+    saved = {id(lg): (lg.level, list(lg.handlers), lg.propagate, lg.disabled) for lg in _loggers()}
     try:
         yield
     finally:
-        root.setLevel(saved_root[0])
-        root.handlers[:] = saved_root[1]
-        for name, lg in manager.loggerDict.items():
-            if not isinstance(lg, logging.Logger):
-                continue
-            level, handlers, propagate, disabled = saved.get(name, (logging.NOTSET, [], True, False))
+        for lg in _loggers():
+            level, handlers, propagate, disabled = saved.get(id(lg), (logging.NOTSET, [], True, False))
+            for handler in set(lg.handlers) - set(handlers):
+                handler.close()
             lg.setLevel(level)
             lg.handlers[:] = handlers
             lg.propagate, lg.disabled = propagate, disabled
