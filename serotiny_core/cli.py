@@ -14,7 +14,7 @@ import sys
 from typing import Callable, Sequence
 
 from serotiny_core import __version__
-from serotiny_core.errors import SerotinyError
+from serotiny_core.errors import ConfigError, SerotinyError
 
 RUN_COMMANDS = {
     "train": "compose train.yaml, fit, and test when test_after_fit is true",
@@ -53,9 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON instead of tables")
     show = commands.add_parser("show-component", help="signature, docstring and YAML skeleton")
     show.add_argument("name", help="a registered name or alias, or a dotted import path")
-    init = commands.add_parser("init", help="scaffold a new project")
-    init.add_argument("name", help="the project folder and package name")
-    init.add_argument("--description", default="a serotiny project")
+    init = commands.add_parser("init", help="scaffold a new project, or a plugin with --plugin")
+    init.add_argument("name", nargs="?", help="the project folder and package name")
+    init.add_argument("--plugin", metavar="NAME",
+                      help="scaffold plugin distribution NAME instead (e.g. serotiny-my-models)")
+    init.add_argument("--description", help="one line for the README and pyproject.toml")
+    check = commands.add_parser("check-plugin", help="check an installed plugin: imports, configs, "
+                                "loaders, one batch per model")
+    check.add_argument("name", help="the plugin's entry point name or its distribution name")
+    check.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
     return parser
 
 
@@ -63,7 +69,8 @@ def _list_components(args: argparse.Namespace) -> int:
     from serotiny_core.listing import list_components
     from serotiny_core.plugins import listed_plugins
 
-    return list_components(listed_plugins(), kind=args.kind, as_json=args.json)
+    return list_components(listed_plugins(), kind=args.kind, as_json=args.json,
+                           debug=os.environ.get(DEBUG_ENV) == "1")
 
 
 def _show_component(args: argparse.Namespace) -> int:
@@ -74,15 +81,29 @@ def _show_component(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    if (args.name is None) == (args.plugin is None):
+        raise ConfigError("serotiny init takes a project NAME or --plugin NAME, not both or neither",
+                          hint="e.g. 'serotiny init my_project' or 'serotiny init --plugin serotiny-my-models'")
+    if args.plugin is not None:
+        from serotiny_core.plugin_scaffold import init_plugin
+
+        return init_plugin(args.plugin, description=args.description or "")
     from serotiny_core.scaffold import init_project
 
-    return init_project(args.name, description=args.description)
+    return init_project(args.name, description=args.description or "a serotiny project")
+
+
+def _check_plugin(args: argparse.Namespace) -> int:
+    from serotiny_core.check_plugin import check_plugin
+
+    return check_plugin(args.name, as_json=args.json)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list-components": _list_components,
     "show-component": _show_component,
     "init": _init,
+    "check-plugin": _check_plugin,
 }
 
 

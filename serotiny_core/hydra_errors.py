@@ -56,10 +56,21 @@ def _os_error(error: OSError) -> SerotinyError:
                               "or choose another output folder with hydra.run.dir=...")
 
 
+def _broken_plugins_note() -> str:
+    """The plugins that failed to load, if this command loaded plugins: one may have provided
+    the missing config, and its error is the cause to fix."""
+    from serotiny_core.plugins import get_plugins
+
+    if not get_plugins.cache_info().currsize or not get_plugins().broken:
+        return ""
+    broken = "; ".join(f"{b.name!r} ({b.distribution}): {b.error}" for b in get_plugins().broken)
+    return f". Plugins that failed to load might provide it: {broken}"
+
+
 def translate(error: BaseException) -> BaseException:
     """A :class:`SerotinyError` for anything a user's config caused; others unchanged."""
     import yaml
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
     cause = _cause(error)
@@ -69,6 +80,8 @@ def translate(error: BaseException) -> BaseException:
         return _os_error(error)
     if isinstance(error, yaml.YAMLError):
         return ConfigError(f"YAML syntax error: {_flatten(str(error))}")
+    if isinstance(error, MissingConfigException):  # a group option nobody provides
+        return ConfigError(_flatten(str(error)) + _broken_plugins_note())
     if isinstance(error, HydraException):
         from hydra.errors import InstantiationException
 

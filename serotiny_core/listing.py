@@ -71,8 +71,19 @@ def _rich(section: Section) -> Any:
     return table
 
 
-def list_components(plugins: Plugins, kind: str | None = None, as_json: bool = False) -> int:
+def _print_tracebacks(plugins: Plugins) -> None:
+    """Where each broken plugin failed (``--debug``): on stderr, so ``--json`` stays parseable."""
+    for broken in plugins.broken:
+        if broken.traceback:
+            print(f"plugin {broken.name!r} ({broken.distribution}=={broken.version}):\n"
+                  f"{broken.traceback}", file=sys.stderr)
+
+
+def list_components(plugins: Plugins, kind: str | None = None, as_json: bool = False,
+                    debug: bool = False) -> int:
     """Print every registered component, then the broken plugins; exit 0 regardless."""
+    if debug:
+        _print_tracebacks(plugins)
     registry = Registry(plugins.components)
     options = ComponentOptions(registry)
     if as_json:
@@ -87,6 +98,8 @@ def list_components(plugins: Plugins, kind: str | None = None, as_json: bool = F
              for name, found in sorted(registry.clashes().items())]
     if kind is not None and not _kinds(registry, kind):
         notes.append(f"no components of kind {kind!r}")
+    if plugins.broken and not debug:
+        notes.append("run with --debug for the broken plugins' tracebacks")
     if plugins.disabled:
         notes.append(f"disabled by SEROTINY_DISABLE_PLUGINS: {', '.join(plugins.disabled)}")
     _print(sections, notes)

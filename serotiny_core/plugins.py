@@ -13,6 +13,8 @@ importing them; running commands import every plugin (:func:`get_plugins`).
 from __future__ import annotations
 
 import os
+import sys
+import traceback
 from dataclasses import dataclass, field
 from collections import defaultdict
 from functools import lru_cache
@@ -51,6 +53,8 @@ class BrokenPlugin:
     version: str
     error: str
     module: str = ""
+    # The full traceback of the error, for --debug: the one line above rarely says where.
+    traceback: str = field(default="", compare=False)
 
     def as_dict(self) -> dict[str, str]:
         return {"plugin": self.name, "distribution": self.distribution,
@@ -147,7 +151,10 @@ def _call_hook(plugins: Plugins, info: PluginInfo, hook: str, impls: list[Any]) 
 
 
 def _mark_broken(plugins: Plugins, info: PluginInfo, error: str) -> None:
-    plugins.broken.append(BrokenPlugin(info.name, info.distribution, info.version, error, info.module))
+    """Record ``info`` as broken; called while handling its exception, whose traceback is kept."""
+    raised = sys.exc_info()[1] is not None
+    plugins.broken.append(BrokenPlugin(info.name, info.distribution, info.version, error, info.module,
+                                       traceback.format_exc() if raised else ""))
     if plugins.manager.has_plugin(info.name):
         plugins.manager.unregister(name=info.name)
     plugins.loaded = [p for p in plugins.loaded if p.name != info.name]

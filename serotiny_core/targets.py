@@ -63,6 +63,14 @@ def target_nodes(node: Any, path: str = "") -> Iterator[tuple[str, DictConfig]]:
             yield from target_nodes(node._get_node(index), f"{path}[{index}]")
 
 
+def _from_file(path: str) -> str:
+    """`` (from FILE)`` naming where the key was set, when that can be told."""
+    from serotiny_core.config_origin import origin_of
+
+    origin = origin_of(f"{path}._target_")
+    return f" (from {origin})" if origin else ""
+
+
 class TargetResolver:
     """Resolves names through the registry and imports what configs name."""
 
@@ -89,6 +97,10 @@ class TargetResolver:
         if component is not None:
             return component.target
         target = value.replace(":", ".")
+        if self.strict and "." not in target:  # a name, not a path: say which names exist
+            raise ConfigError(f"{path}._target_{_from_file(path)}: unknown target {value!r}: "
+                              f"no component has that name",
+                              hint=self._suggestion(value))
         if self.strict and not any(fnmatch.fnmatchcase(target, p) for p in self.allow):
             raise ConfigError(
                 f"{path}._target_: --strict refuses {value!r}, which is neither a registered "
@@ -107,7 +119,7 @@ class TargetResolver:
                     f"({component.distribution}=={component.version}) as {target!r}, which fails to "
                     f"import: {one_line(error)}",
                     hint=f"reinstall or fix {component.distribution or component.plugin}") from None
-            raise ConfigError(f"{path}._target_: {self._why_unknown(value, target, error)}",
+            raise ConfigError(f"{path}._target_{_from_file(path)}: {self._why_unknown(value, target, error)}",
                               hint=self._suggestion(value)) from None
 
     def _why_unknown(self, value: str, target: str, error: Exception) -> str:

@@ -43,7 +43,8 @@ def test_unknown_shell_is_one_line(tmp_path):
 def test_queries_offer_subcommands_then_the_modes_options(project, site, site_env):
     widgets(site)
     assert query("serotiny ", project) == ["train", "test", "predict", "list-components",
-                                           "show-component", "init", "--help", "--version"]
+                                           "show-component", "init", "check-plugin", "--help",
+                                           "--version"]
     assert query("serotiny te", project) == ["test"]
     models = query("serotiny train model=", project, site_env)
     for option in ("default", "small_widget", "Widget", "Gadget", "TabularVAE", "tabular_vae"):

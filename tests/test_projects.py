@@ -40,19 +40,18 @@ def runs(db: Path, experiment: str) -> list:
     return client.search_runs([found.experiment_id])
 
 
-def test_init_then_train_tracks_to_sqlite(project):
-    result = run_cli("train", "trainer.max_epochs=2", cwd=project)
+def test_init_then_train_tracks_to_sqlite(serotiny_project, run_serotiny, mlflow_runs):
+    result = run_serotiny("train", "trainer.max_epochs=2")
     assert result.code == 0, result.text
-    [run] = runs(project / "mlflow.db", "proj")
-    assert run.info.status == "FINISHED"
-    assert run.data.params["model/latent_dim"] == "2"
-    assert run.data.params["trainer/max_epochs"] == "2"
-    assert "val_loss" in run.data.metrics and "train_loss" in run.data.metrics
-    assert run.data.tags["serotiny.plugin.serotiny"].startswith("serotiny==")
-    assert run.data.tags["serotiny.command"].startswith("serotiny train")
-    artifacts = {a.path for a in MlflowClient(f"sqlite:///{project}/mlflow.db").list_artifacts(run.info.run_id, "checkpoints")}
-    assert "checkpoints/last.ckpt" in artifacts and "checkpoints/best.ckpt" in artifacts
-    outputs = list((project / "outputs" / "train").glob("*/*/checkpoints/last.ckpt"))
+    [run] = mlflow_runs("proj")
+    assert run.run_id == result.run_id and run.status == "FINISHED"
+    assert run.params["model/latent_dim"] == "2"
+    assert run.params["trainer/max_epochs"] == "2"
+    assert "val_loss" in run.metrics and "train_loss" in run.metrics
+    assert run.tags["serotiny.plugin.serotiny"].startswith("serotiny==")
+    assert run.tags["serotiny.command"].startswith("serotiny train")
+    assert {"checkpoints/last.ckpt", "checkpoints/best.ckpt"} <= set(run.artifacts)
+    outputs = list((serotiny_project.root / "outputs" / "train").glob("*/*/checkpoints/last.ckpt"))
     assert len(outputs) == 1
 
 
@@ -100,27 +99,27 @@ def test_cfg_job_shows_overrides_without_training(project):
     assert not (project / "outputs").exists()
 
 
-def test_multirun_makes_one_run_per_job_and_a_summary(project):
-    result = run_cli("train", "-m", "model.latent_dim=2,3", "trainer.max_epochs=1",
-                     "mlflow.run_name=sweep", cwd=project)
+def test_multirun_makes_one_run_per_job_and_a_summary(serotiny_project, run_serotiny, mlflow_runs):
+    result = run_serotiny("train", "-m", "model.latent_dim=2,3", "mlflow.run_name=sweep")
     assert result.code == 0, result.text
-    found = runs(project / "mlflow.db", "proj")
-    assert sorted(r.info.run_name for r in found) == ["sweep-0", "sweep-1"]
-    assert sorted(r.data.params["model/latent_dim"] for r in found) == ["2", "3"]
+    found = mlflow_runs("proj")
+    assert sorted(r.name for r in found) == ["sweep-0", "sweep-1"]
+    assert sorted(r.params["model/latent_dim"] for r in found) == ["2", "3"]
+    assert sorted(result.run_ids) == sorted(r.run_id for r in found)
     assert "multirun summary" in result.out
     assert "model.latent_dim=2" in result.out and "model.latent_dim=3" in result.out
 
 
-def test_unknown_target_is_one_line_with_suggestions(project):
-    result = run_cli("train", "model._target_=TabulrVAE", cwd=project)
+def test_unknown_target_is_one_line_with_suggestions(serotiny_project, run_serotiny):
+    result = run_serotiny("train", "model._target_=TabulrVAE")
     assert result.code == 2
     assert "Traceback" not in result.text
     [line] = [l for l in result.err.splitlines() if l.startswith("error:")]
     assert "model._target_" in line and "TabulrVAE" in line and "'TabularVAE'" in line
 
 
-def test_parameter_typo_stops_before_data_is_read(project):
-    result = run_cli("train", "+model.latent_dimm=3", "data.path=/nowhere/manifest.csv", cwd=project)
+def test_parameter_typo_stops_before_data_is_read(serotiny_project, run_serotiny):
+    result = run_serotiny("train", "+model.latent_dimm=3", "data.path=/nowhere/manifest.csv")
     assert result.code == 2, result.text
     assert "latent_dimm" in result.err and "'latent_dim'" in result.err
     assert "/nowhere" not in result.err and "Traceback" not in result.text
@@ -145,17 +144,18 @@ def test_unknown_group_option_lists_the_available_ones(project):
     assert "tabular_vae" in result.err and "default" in result.err
 
 
-def test_test_and_predict_with_a_checkpoint(project):
-    assert run_cli("train", "trainer.max_epochs=1", cwd=project).code == 0
+def test_test_and_predict_with_a_checkpoint(serotiny_project, run_serotiny):
+    project = serotiny_project.root
+    assert run_serotiny("train").code == 0
     [ckpt] = list((project / "outputs" / "train").glob("*/*/checkpoints/last.ckpt"))
-    tested = run_cli("test", f"ckpt_path={ckpt}", cwd=project)
+    tested = run_serotiny("test", f"ckpt_path={ckpt}")
     assert tested.code == 0, tested.text
     assert "test_loss" in tested.text
-    predicted = run_cli("predict", f"ckpt_path={ckpt}", cwd=project)
+    predicted = run_serotiny("predict", f"ckpt_path={ckpt}")
     assert predicted.code == 0, predicted.text
     [written] = list((project / "outputs" / "predict").glob("*/*/predictions/predictions.parquet"))
     frame = pd.read_parquet(written)
-    manifest = pd.read_csv(project / "data" / "manifest.csv")
+    manifest = pd.read_csv(serotiny_project.manifest)
     assert len(frame) == len(manifest)
     assert {"sample_id", "z_mean_0", "z_mean_1"} <= set(frame.columns)
     assert sorted(frame["sample_id"]) == sorted(manifest["sample_id"])
