@@ -46,7 +46,7 @@ def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> R
         ckpt_path = cfg.get("ckpt_path") or session.resume_checkpoint(cfg)
         if session.finished_already:
             return _result(cfg, context, job, session, None)
-        trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=True)
+        trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=True)
         session.watch(trainer)
         assembly.fit(trainer, model, datamodule, ckpt_path, context.weights_only)
         if cfg.get("test_after_fit", False):
@@ -67,7 +67,7 @@ def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> 
 def test(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
     with session.run(cfg):
         datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
-        trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False)
+        trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=False)
         assembly.evaluate(trainer, model, datamodule, ckpt_path, context.weights_only)
     return _result(cfg, context, job, session, trainer)
 
@@ -78,7 +78,7 @@ def predict(cfg: DictConfig, context: RunContext, job: Job, session: Session) ->
     with session.run(cfg):
         datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
         writer = PredictionWriter(job.output_dir / "predictions")
-        trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False, extra=[writer])
+        trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=False, extra=[writer])
         assembly.predict(trainer, model, datamodule, ckpt_path, context.weights_only)
         for path in writer.written:
             session.log_artifact(path, "predictions")

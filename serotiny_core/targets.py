@@ -21,8 +21,11 @@ from serotiny_core.plugins import Plugins, one_line
 from serotiny_core.registry import Registry
 
 RESERVED_KEYS = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
+# Lightning's own classes in either of its namespaces (see serotiny_core.lightning_ns).
 STRICT_ALLOWED = ("torch.nn.*", "torch.optim.*", "pytorch_lightning.callbacks.*",
-                  "pytorch_lightning.Trainer")
+                  "pytorch_lightning.loggers.*", "pytorch_lightning.Trainer",
+                  "lightning.pytorch.callbacks.*", "lightning.pytorch.loggers.*",
+                  "lightning.pytorch.Trainer", "lightning.Trainer")
 LIST_HINT = "see 'serotiny list-components'"
 
 

@@ -1,0 +1,167 @@
+"""Plugins on either Lightning namespace, the user's own loggers, MLflow's fluent API in a job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from conftest import make_plugin, run_cli
+
+# A plugin as Lightning's own docs write one: on the unified ``lightning`` package.
+LIGHTNING_PLUGIN = '''
+import json
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+
+from serotiny_core import Component, hookimpl
+
+
+class LitRegressor(L.LightningModule):
+    def __init__(self, x_dim: int, x_label: str = "x", lr: float = 0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Linear(x_dim, 1)
+
+    def _loss(self, batch, name):
+        loss = self.net(batch[self.hparams.x_label]).pow(2).mean()
+        self.log(name, loss, batch_size=len(batch[self.hparams.x_label]))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._loss(batch, "train_loss")
+
+    def validation_step(self, batch, batch_idx):
+        self._loss(batch, "val_loss")
+
+    def test_step(self, batch, batch_idx):
+        self._loss(batch, "test_loss")
+
+    def predict_step(self, batch, batch_idx):
+        return {"score": self.net(batch[self.hparams.x_label])}
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+class Epochs(L.Callback):
+    """Counts the epochs it saw, in the run's folder."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        Path(trainer.default_root_dir, "epochs.txt").write_text(str(trainer.current_epoch + 1))
+
+
+@hookimpl
+def serotiny_components():
+    return [Component(kind="model", name="LitRegressor", target="litplug.models.LitRegressor"),
+            Component(kind="callback", name="Epochs", target="litplug.models.Epochs")]
+'''
+
+# A callback using MLflow's fluent API, as plugins written for plain MLflow do.
+FLUENT_PLUGIN = '''
+import json
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+from serotiny_core import Component, hookimpl
+
+
+class Fluent(pl.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        import mlflow
+
+        mlflow.log_metric("fluent_metric", 1.5, step=trainer.current_epoch)
+        note = Path(trainer.default_root_dir, "fluent.json")
+        note.write_text(json.dumps({"run_id": mlflow.active_run().info.run_id}))
+        mlflow.log_artifact(str(note), "fluent")
+
+
+@hookimpl
+def serotiny_components():
+    return [Component(kind="callback", name="Fluent", target="fluentplug.callbacks.Fluent")]
+'''
+
+LIT_CALLBACKS = """\
+- _target_: pytorch_lightning.callbacks.EarlyStopping
+  monitor: val_loss
+  patience: 3
+- _target_: Epochs
+"""
+
+
+def the_run(project: Path, run_name: str | None = None) -> object:
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name(project.name)
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    return next(r for r in runs if run_name is None or r.info.run_name == run_name)
+
+
+def lightning_project(project: Path, site: Path, extra: str = "") -> None:
+    make_plugin(site, "serotiny-litplug", "0.1", "litplug", "litplug.models", LIGHTNING_PLUGIN + extra)
+    config = project / "proj" / "config"
+    (config / "model" / "lit.yaml").write_text("_target_: LitRegressor\nx_dim: 16\n")
+    (config / "trainer" / "callbacks" / "lit.yaml").write_text(LIT_CALLBACKS)
+
+
+def test_plugin_on_lightning_pytorch_trains_tests_and_predicts(project, site, site_env):
+    lightning_project(project, site)
+    # The project's trainer names pytorch_lightning.Trainer; the model decides.
+    trained = run_cli("train", "model=lit", "trainer/callbacks=lit", "trainer.max_epochs=2",
+                      "mlflow.run_name=lit", cwd=project, env=site_env)
+    assert trained.code == 0, trained.text
+    [folder] = (project / "outputs" / "train").glob("*/*")
+    assert (folder / "epochs.txt").read_text() == "2"
+    assert (folder / "checkpoints" / "last.ckpt").is_file()
+    run = the_run(project, "lit")
+    assert run.info.status == "FINISHED" and "val_loss" in run.data.metrics
+
+    tested = run_cli("test", "mlflow.run_name=lit", cwd=project, env=site_env)
+    assert tested.code == 0, tested.text
+    assert "test_loss" in the_run(project, "lit").data.metrics
+    predicted = run_cli("predict", "mlflow.run_name=lit", cwd=project, env=site_env)
+    assert predicted.code == 0, predicted.text
+    [written] = (project / "outputs" / "predict").glob("*/*/predictions/predictions.parquet")
+    frame = pd.read_parquet(written)
+    assert len(frame) == len(pd.read_csv(project / "data" / "manifest.csv"))
+    assert {"sample_id", "score"} <= set(frame.columns)
+
+
+def test_a_callback_of_the_other_namespace_that_cannot_work_is_one_line(project, site, site_env):
+    lightning_project(project, site, extra='''
+import pytorch_lightning
+
+
+class OldCheckpoint(pytorch_lightning.callbacks.ModelCheckpoint):
+    pass
+''')
+    result = run_cli("train", "model=lit", "+trainer.callbacks=[{_target_:litplug.models.OldCheckpoint}]",
+                     cwd=project, env=site_env)
+    assert result.code == 2, result.text
+    assert ("callback OldCheckpoint is a pytorch_lightning Checkpoint but the model is a "
+            "lightning.pytorch LightningModule") in result.err
+    assert "Traceback" not in result.text
+
+
+def test_trainer_logger_and_mlflow_fluent_api_write_to_the_job(project, site, site_env):
+    """A PL model under ``lightning.Trainer``; a CSVLogger beside MLflow; ``mlflow.log_metric``."""
+    make_plugin(site, "serotiny-fluentplug", "0.1", "fluentplug", "fluentplug.callbacks", FLUENT_PLUGIN)
+    result = run_cli("train", "trainer._target_=lightning.Trainer", "trainer.max_epochs=2",
+                     "+trainer.callbacks=[{_target_:Fluent}]",
+                     "+trainer.logger={_target_:lightning.pytorch.loggers.CSVLogger,"
+                     "save_dir:${hydra:runtime.output_dir},name:csv}",
+                     cwd=project, env=site_env)
+    assert result.code == 0, result.text
+    [folder] = (project / "outputs" / "train").glob("*/*")
+    [metrics] = folder.glob("csv/version_0/metrics.csv")
+    assert "val_loss" in pd.read_csv(metrics).columns
+    run = the_run(project)
+    assert run.info.status == "FINISHED"
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "fluent_metric")] == [1.5, 1.5]
+    assert (folder / "fluent.json").read_text() == f'{{"run_id": "{run.info.run_id}"}}'
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "fluent")] == ["fluent/fluent.json"]
+    assert len(client.search_runs([run.info.experiment_id])) == 1  # no run of its own
