@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
+from serotiny_core import fluent
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job, global_rank
@@ -98,6 +99,8 @@ class Session:
         else:
             self.tracker.open(tags)
         self.tracker.log_config(cfg, f"{self.context.mode}.yaml")
+        state = self.tracker.state
+        fluent.attach(self.tracker.settings.tracking_uri, state.experiment_id, state.run_id)
         if self.tracker.resumed:
             log.info("continuing MLflow run %s (%s)", self.tracker.settings.run_name or "",
                      self.tracker.run_id)
@@ -196,6 +199,7 @@ class Session:
             return
         if self.trainer is not None:
             self._upload_checkpoints()
+        fluent.detach(status)
         self.tracker.end(status, error)
 
 

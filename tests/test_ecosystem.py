@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -48,10 +49,13 @@ class LitRegressor(L.LightningModule):
 
 
 class Epochs(L.Callback):
-    """Counts the epochs it saw, in the run's folder."""
+    """Counts the epochs it saw, and whether the job imported MLflow, in the run's folder."""
 
     def on_train_epoch_end(self, trainer, pl_module):
-        Path(trainer.default_root_dir, "epochs.txt").write_text(str(trainer.current_epoch + 1))
+        import sys
+
+        seen = {"epochs": trainer.current_epoch + 1, "mlflow_imported": "mlflow" in sys.modules}
+        Path(trainer.default_root_dir, "epochs.json").write_text(json.dumps(seen))
 
 
 @hookimpl
@@ -71,13 +75,18 @@ from serotiny_core import Component, hookimpl
 
 
 class Fluent(pl.Callback):
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+
     def on_train_epoch_end(self, trainer, pl_module):
         import mlflow
 
-        mlflow.log_metric("fluent_metric", 1.5, step=trainer.current_epoch)
         note = Path(trainer.default_root_dir, "fluent.json")
         note.write_text(json.dumps({"run_id": mlflow.active_run().info.run_id}))
+        mlflow.log_metric("fluent_metric", 1.5, step=trainer.current_epoch)
         mlflow.log_artifact(str(note), "fluent")
+        if self.fail:
+            raise RuntimeError("the callback gave up")
 
 
 @hookimpl
@@ -114,7 +123,8 @@ def test_plugin_on_lightning_pytorch_trains_tests_and_predicts(project, site, si
                       "mlflow.run_name=lit", cwd=project, env=site_env)
     assert trained.code == 0, trained.text
     [folder] = (project / "outputs" / "train").glob("*/*")
-    assert (folder / "epochs.txt").read_text() == "2"
+    # A lightning.pytorch callback ran; the job process never imported MLflow (its start-up time).
+    assert json.loads((folder / "epochs.json").read_text()) == {"epochs": 2, "mlflow_imported": False}
     assert (folder / "checkpoints" / "last.ckpt").is_file()
     run = the_run(project, "lit")
     assert run.info.status == "FINISHED" and "val_loss" in run.data.metrics
@@ -165,3 +175,14 @@ def test_trainer_logger_and_mlflow_fluent_api_write_to_the_job(project, site, si
     assert (folder / "fluent.json").read_text() == f'{{"run_id": "{run.info.run_id}"}}'
     assert [a.path for a in client.list_artifacts(run.info.run_id, "fluent")] == ["fluent/fluent.json"]
     assert len(client.search_runs([run.info.experiment_id])) == 1  # no run of its own
+
+
+def test_a_failed_job_stays_failed_when_its_code_used_mlflow(project, site, site_env):
+    """MLflow's own exit handler would mark the run FINISHED; serotiny's status wins."""
+    make_plugin(site, "serotiny-fluentplug", "0.1", "fluentplug", "fluentplug.callbacks", FLUENT_PLUGIN)
+    result = run_cli("train", "trainer.max_epochs=1", "+trainer.callbacks=[{_target_:Fluent,fail:true}]",
+                     cwd=project, env=site_env)
+    assert result.code == 1 and "the callback gave up" in result.err
+    run = the_run(project)
+    assert run.info.status == "FAILED" and "gave up" in run.data.tags["serotiny.error"]
+    assert run.data.metrics["fluent_metric"] == 1.5
