@@ -48,6 +48,7 @@ def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> R
             return _result(cfg, context, job, session, None)
         trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=True)
         session.watch(trainer)
+        session.log_model_summary(model)
         assembly.fit(trainer, model, datamodule, ckpt_path, context.weights_only)
         if cfg.get("test_after_fit", False):
             assembly.evaluate(trainer, model, datamodule, assembly.best_or_last(trainer),

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from serotiny_core import fluent
+from serotiny_core import fluent, lightning_ns
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job, global_rank
@@ -90,15 +90,17 @@ class Session:
 
     def _open(self, cfg: DictConfig) -> None:
         assert self.tracker is not None
-        tags = run_tags(self.context.argv, self.context.plugins, self.context.project.root,
-                        self.job.output_dir)
+        tags = run_tags(self.context.argv, self.context.plugins, self.job.output_dir)
         if self.context.mode == "train":
             tags[CHECKPOINT_DIR_TAG] = str(self.job.output_dir / "checkpoints")
         if self.context.mode != "train" and not cfg.get("ckpt_path"):
             self.tracker.open_existing()  # test/predict by run: the train run keeps its tags
         else:
-            self.tracker.open(tags)
+            self.tracker.open(tags, self.context.project.root)
         self.tracker.log_config(cfg, f"{self.context.mode}.yaml")
+        manifest = cfg.get("data", {}).get("path")
+        if isinstance(manifest, str):
+            self.tracker.log_manifest(Path(manifest), self.context.mode)
         state = self.tracker.state
         fluent.attach(self.tracker.settings.tracking_uri, state.experiment_id, state.run_id)
         if self.tracker.resumed:
@@ -111,6 +113,14 @@ class Session:
     def watch(self, trainer: Any) -> None:
         """Remember the trainer, whose checkpoints are uploaded when the run ends."""
         self.trainer = trainer
+
+    def log_model_summary(self, model: Any) -> None:
+        """Lightning's summary of the model (layers, parameter counts) as ``model_summary.txt``."""
+        namespace = lightning_ns.namespace_of(model)
+        if self.tracker is None or namespace is None:
+            return
+        summary = lightning_ns.attribute(namespace, "utilities.model_summary.ModelSummary")
+        self.tracker.log_text(str(summary(model, max_depth=-1)), "model_summary.txt")
 
     def log_artifact(self, path: Path, folder: str) -> None:
         if self.tracker:

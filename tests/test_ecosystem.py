@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -104,7 +106,8 @@ LIT_CALLBACKS = """\
 
 def the_run(project: Path, run_name: str | None = None) -> object:
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    experiment = client.get_experiment_by_name(project.name)
+    experiment = client.get_experiment_by_name("proj")  # the package name of 'serotiny init proj'
+
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
     return next(r for r in runs if run_name is None or r.info.run_name == run_name)
 
@@ -186,3 +189,34 @@ def test_a_failed_job_stays_failed_when_its_code_used_mlflow(project, site, site
     run = the_run(project)
     assert run.info.status == "FAILED" and "gave up" in run.data.tags["serotiny.error"]
     assert run.data.metrics["fluent_metric"] == 1.5
+
+
+def git(*args: str, cwd: Path) -> str:
+    command = ["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args]
+    return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_runs_carry_mlflow_context_the_manifest_and_the_model_summary(project):
+    """In a git worktree with a changed file: MLflow's context tags, a dataset input, a summary."""
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
+    git("commit", "-qm", "project", cwd=project)
+    worktree = project.parent / "wt"
+    git("worktree", "add", "-q", str(worktree), cwd=project)
+    with (worktree / "README.md").open("a") as readme:
+        readme.write("changed\n")
+    result = run_cli("train", "trainer.max_epochs=1", cwd=worktree)
+    assert result.code == 0, result.text
+    run = the_run(worktree)
+    tags = run.data.tags
+    assert tags["mlflow.source.git.commit"] == git("rev-parse", "HEAD", cwd=worktree)
+    assert tags["mlflow.source.git.dirty"] == "true"
+    assert tags["mlflow.user"] == getpass.getuser() and tags["mlflow.source.type"] == "LOCAL"
+    assert tags["mlflow.source.name"] == str(worktree)
+    [dataset] = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "manifest.csv" and dataset.dataset.digest
+    assert dataset.dataset.source_type == "local"
+    assert [(t.key, t.value) for t in dataset.tags] == [("mlflow.data.context", "train")]
+    client = MlflowClient(f"sqlite:///{worktree}/mlflow.db")
+    summary = Path(client.download_artifacts(run.info.run_id, "model_summary.txt", str(worktree)))
+    assert "Total params" in summary.read_text()
