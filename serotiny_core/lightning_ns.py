@@ -192,8 +192,6 @@ def bridge_datamodule(datamodule: Any, namespace: str | None) -> Any:
     foreign = other(namespace)
     if namespace_of(datamodule) != foreign:
         return datamodule
-    from lightning_utilities.core.overrides import is_overridden
-
     base = attribute(foreign, "LightningDataModule")
-    hooks = tuple(h for h in DATAMODULE_HOOKS if is_overridden(h, datamodule, base))
+    hooks = tuple(h for h in DATAMODULE_HOOKS if getattr(type(datamodule), h) is not getattr(base, h))
     return _bridge_class(namespace, hooks)(datamodule)

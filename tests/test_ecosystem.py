@@ -220,3 +220,23 @@ def test_runs_carry_mlflow_context_the_manifest_and_the_model_summary(project):
     client = MlflowClient(f"sqlite:///{worktree}/mlflow.db")
     summary = Path(client.download_artifacts(run.info.run_id, "model_summary.txt", str(worktree)))
     assert "Total params" in summary.read_text()
+
+
+def test_every_declared_dependency_is_imported_by_the_code():
+    """A dependency nobody imports is weight on every install; each must earn its place."""
+    import re
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).resolve().parents[1]
+    declared = [Requirement(spec) for spec in
+                tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]]
+    names = {r.name.lower().replace("_", "-") for r in declared if r.marker is None or r.marker.evaluate()}
+    source = "\n".join(p.read_text() for folder in ("serotiny_core", "serotiny_plugins")
+                       for p in (root / folder).rglob("*.py"))
+    imported = set(re.findall(r"^\s*(?:import|from)\s+(\w+)", source, flags=re.MULTILINE))
+    provided = {dist.lower().replace("_", "-") for module in imported
+                for dist in packages_distributions().get(module, [])}
+    assert names - provided == set()
