@@ -126,8 +126,19 @@ def check_callbacks(callbacks: list[Any], namespace: str) -> None:
 def on_namespace(body: type, base_path: str, namespace: str) -> type:
     """``body`` as a subclass of ``namespace``'s ``base_path`` (``"Callback"``, ...)."""
     base = attribute(namespace, base_path)
+
+    def reduce(helper: Any) -> tuple:  # made here, the class has no import path of its own
+        return _readopt, (body, base_path, namespace, helper.__dict__)
+
     return type(body.__name__, (body, base), {"__module__": body.__module__, "__doc__": body.__doc__,
-                                             "_serotiny_body": body})
+                                             "_serotiny_body": body, "__reduce__": reduce})
+
+
+def _readopt(body: type, base_path: str, namespace: str, state: dict) -> Any:
+    """An adopted helper again, in a process that unpickles it (a spawned DDP rank)."""
+    helper = object.__new__(on_namespace(body, base_path, namespace))
+    helper.__dict__.update(state)
+    return helper
 
 
 def adopt(helper: Any, base_path: str, namespace: str) -> Any:
@@ -181,8 +192,12 @@ def _passed_on(hook: str) -> Any:
 def _bridge_class(namespace: str, hooks: tuple[str, ...]) -> type:
     base = attribute(namespace, "LightningDataModule")
     methods = {hook: _passed_on(hook) for hook in hooks}
+
+    def reduce(bridge: DataModuleBridge) -> tuple:  # see on_namespace
+        return bridge_datamodule, (bridge._inner, namespace)
+
     return type("DataModuleBridge", (DataModuleBridge, base),
-                {**methods, "__module__": __name__, "_lightning_base": base})
+                {**methods, "__module__": __name__, "_lightning_base": base, "__reduce__": reduce})
 
 
 def bridge_datamodule(datamodule: Any, namespace: str | None) -> Any:

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytorch_lightning
 from mlflow.tracking import MlflowClient
 
 from conftest import make_plugin, run_cli
@@ -240,3 +241,34 @@ def test_every_declared_dependency_is_imported_by_the_code():
     provided = {dist.lower().replace("_", "-") for module in imported
                 for dist in packages_distributions().get(module, [])}
     assert names - provided == set()
+
+
+class OldStyleData(pytorch_lightning.LightningDataModule):
+    """A datamodule on pytorch_lightning, as the built-in ManifestDatamodule is."""
+
+    def train_dataloader(self):
+        return [1, 2]
+
+    def identifiers(self, split):
+        return split
+
+
+def test_helpers_take_the_trainers_namespace_and_survive_pickling():
+    """What a spawned DDP rank receives: serotiny's helpers and a bridged datamodule, by pickle."""
+    import pickle
+
+    import lightning.pytorch as L
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    from serotiny_core import lightning_ns
+    from serotiny_core.guards import FirstBatchRecorder
+
+    recorder = lightning_ns.adopt(FirstBatchRecorder(), "Callback", lightning_ns.LIGHTNING)
+    recorder.shapes = "x: [2, 3] float32"
+    copy = pickle.loads(pickle.dumps(recorder))
+    assert isinstance(copy, L.Callback) and isinstance(copy, FirstBatchRecorder)
+    assert copy.shapes == recorder.shapes
+    bridge = pickle.loads(pickle.dumps(lightning_ns.bridge_datamodule(OldStyleData(), lightning_ns.LIGHTNING)))
+    assert isinstance(bridge, L.LightningDataModule)
+    assert is_overridden("train_dataloader", bridge) and not is_overridden("val_dataloader", bridge)
+    assert bridge.train_dataloader() == [1, 2] and bridge.identifiers("predict") == "predict"
