@@ -272,3 +272,16 @@ def test_helpers_take_the_trainers_namespace_and_survive_pickling():
     assert isinstance(bridge, L.LightningDataModule)
     assert is_overridden("train_dataloader", bridge) and not is_overridden("val_dataloader", bridge)
     assert bridge.train_dataloader() == [1, 2] and bridge.identifiers("predict") == "predict"
+
+
+def test_trainer_logger_shapes_and_false_means_none(tmp_path):
+    """One spec, a list or a name -> spec mapping adds loggers; false, true or nothing adds none."""
+    from omegaconf import OmegaConf
+
+    from serotiny_core.assembly import _loggers
+
+    csv = {"_target_": "lightning.pytorch.loggers.CSVLogger", "save_dir": str(tmp_path)}
+    for node, count in ((csv, 1), ([csv, csv], 2), ({"csv": csv, "off": None}, 1)):
+        made = _loggers(OmegaConf.create(node))
+        assert [type(logger).__name__ for logger in made] == ["CSVLogger"] * count
+    assert _loggers(False) == _loggers(True) == _loggers(None) == []
