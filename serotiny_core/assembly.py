@@ -6,6 +6,7 @@ so each flow stays a short, readable function.
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from serotiny_core import lightning_ns
 from serotiny_core.errors import ConfigError, DataError, SerotinyError
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job
@@ -74,9 +76,18 @@ def _callbacks(node: Any) -> list[Any]:
     return [instantiate(spec) for spec in _callback_specs(node)]
 
 
-def _ensure_last_checkpoint(callbacks: list[Any], folder: Path) -> None:
+def _loggers(node: Any) -> list[Any]:
+    """``trainer.logger``: one spec, a list, or a mapping of name -> spec; true/false/null add none."""
+    if node is None or isinstance(node, bool):
+        return []
+    if isinstance(node, DictConfig) and "_target_" in node:
+        return [instantiate(node)]
+    return _callbacks(node)
+
+
+def _ensure_last_checkpoint(callbacks: list[Any], folder: Path, namespace: str) -> None:
     """Every train run keeps ``last.ckpt`` in its output folder, so it can resume."""
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    ModelCheckpoint = lightning_ns.attribute(namespace, "callbacks.ModelCheckpoint")
 
     found = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
     if not found:
@@ -87,18 +98,28 @@ def _ensure_last_checkpoint(callbacks: list[Any], folder: Path) -> None:
         checkpoint.save_last = checkpoint.save_last or True
 
 
-def trainer(cfg: DictConfig, job: Job, loggers: list[Any], checkpointing: bool,
+def trainer(cfg: DictConfig, job: Job, model: Any, loggers: list[Any], checkpointing: bool,
             extra: list[Any] | None = None) -> Any:
-    """The Trainer of ``cfg.trainer`` with its callbacks, our loggers and output folder."""
-    node = OmegaConf.masked_copy(cfg.trainer, [k for k in cfg.trainer if k not in ("callbacks", "logger")])
-    callbacks = _callbacks(cfg.trainer.get("callbacks"))
-    if checkpointing and node.get("enable_checkpointing", True) is not False:
-        _ensure_last_checkpoint(callbacks, job.output_dir / "checkpoints")
-    from serotiny_core.guards import FirstBatchRecorder  # Lightning: imported once a fit is near
+    """The Trainer of ``cfg.trainer`` with its callbacks and loggers, ours beside them.
 
-    callbacks += [FirstBatchRecorder(), *(extra or [])]
+    It is built in the model's Lightning namespace (see
+    :mod:`serotiny_core.lightning_ns`), and so are serotiny's helpers.
+    """
+    spec = copy.deepcopy(cfg.trainer)
+    namespace = lightning_ns.job_namespace(spec._target_, model)
+    lightning_ns.translate(spec, namespace)
+    node = OmegaConf.masked_copy(spec, [k for k in spec if k not in ("callbacks", "logger")])
+    callbacks = _callbacks(spec.get("callbacks"))
+    lightning_ns.check_callbacks(callbacks, namespace)
+    if checkpointing and node.get("enable_checkpointing", True) is not False:
+        _ensure_last_checkpoint(callbacks, job.output_dir / "checkpoints", namespace)
+    from serotiny_core.guards import FirstBatchRecorder
+
+    callbacks += [lightning_ns.adopt(helper, "Callback", namespace)
+                  for helper in (FirstBatchRecorder(), *(extra or []))]
+    ours = [lightning_ns.adopt(logger, "loggers.MLFlowLogger", namespace) for logger in loggers]
     node.setdefault("default_root_dir", str(job.output_dir))
-    return instantiate(node, callbacks=callbacks, logger=loggers or False)
+    return instantiate(node, callbacks=callbacks, logger=[*ours, *_loggers(spec.get("logger"))] or False)
 
 
 def _check_checkpoint(ckpt_path: Any) -> None:
@@ -127,6 +148,7 @@ def _explain(error: Exception, trainer: Any, model: Any, ckpt_path: Any) -> Sero
 def _call(method: Any, trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
           weights_only: bool | None) -> Any:
     _check_checkpoint(ckpt_path)
+    datamodule = lightning_ns.bridge_datamodule(datamodule, lightning_ns.namespace_of(trainer))
     # Everything imported so far (torch, Lightning, MLflow) lives as long as the
     # process: frozen, the garbage collector stops rescanning it during the fit
     # and at exit, where it cost seconds.

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pytorch_lightning import Callback
-
 
 def describe_batch(batch: Any) -> str:
     """``x: [64, 100] float32, y: [64, 1] float32``: what a model was fed."""
@@ -19,12 +17,13 @@ def describe_batch(batch: Any) -> str:
     return type(batch).__name__
 
 
-class FirstBatchRecorder(Callback):
+class FirstBatchRecorder:
     """Remembers the shapes of the batches seen before the first optimizer step.
 
     When the model fails on its very first batch (a shape mismatch between
     data and model, most often), the runner names each batch key's shape
-    beside the model's error instead of a deep traceback.
+    beside the model's error instead of a deep traceback. A Lightning
+    Callback once the trainer is built (see :func:`serotiny_core.lightning_ns.adopt`).
     """
 
     def __init__(self) -> None:

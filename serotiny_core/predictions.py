@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from pytorch_lightning import Callback
 
 from serotiny_core.batch import INDEX_KEY
 
@@ -38,8 +37,12 @@ def _concat(outputs: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     return {k: torch.cat([o[k].detach().cpu() for o in outputs]).numpy() for k in keys}
 
 
-class PredictionWriter(Callback):
-    """Collects ``predict_step`` outputs with their rows; writes them at the end."""
+class PredictionWriter:
+    """Collects ``predict_step`` outputs with their rows; writes them at the end.
+
+    A Lightning Callback of the trainer's namespace once the trainer is built
+    (see :func:`serotiny_core.lightning_ns.adopt`).
+    """
 
     def __init__(self, folder: Path, filename: str = "predictions.parquet") -> None:
         self.folder = folder

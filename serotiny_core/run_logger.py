@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
-from pytorch_lightning.loggers import MLFlowLogger
-from pytorch_lightning.loggers.logger import Logger
-
 if TYPE_CHECKING:
     from serotiny_core.tracking_process import TrackingProcess
 
@@ -26,19 +23,20 @@ class RemoteClient:
         return lambda *args, **kwargs: self._tracking.client_call(name, *args, **kwargs)
 
 
-class RunLogger(MLFlowLogger):
+class RunLogger:
     """Lightning's MLflow logger for a run we manage; it never imports MLflow here.
 
-    A subclass of MLFlowLogger, so that callbacks which look for one (to
-    upload artifacts through ``logger.experiment``) keep working; but
-    MLFlowLogger's own constructor opens an MLflow client, which is what
-    the MLflow process is for, so only Lightning's base Logger is set up.
+    Given the MLFlowLogger of the trainer's Lightning namespace as its base
+    when the trainer is built (:func:`serotiny_core.lightning_ns.adopt`), so
+    that callbacks which look for one (to upload artifacts through
+    ``logger.experiment``) keep working; but MLFlowLogger's own constructor
+    opens an MLflow client, which is what the MLflow process is for, so it
+    is never called (Lightning's base Logger has no state of its own to set up).
     Metrics are sent without waiting; hyperparameters are logged from the
     composed config and the run's status is set when the command ends.
     """
 
     def __init__(self, tracking: "TrackingProcess") -> None:
-        Logger.__init__(self)
         self._tracking = tracking
         self._tracking_uri = tracking.settings.tracking_uri
         self._experiment_name = tracking.settings.experiment_name

@@ -46,8 +46,9 @@ def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> R
         ckpt_path = cfg.get("ckpt_path") or session.resume_checkpoint(cfg)
         if session.finished_already:
             return _result(cfg, context, job, session, None)
-        trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=True)
+        trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=True)
         session.watch(trainer)
+        session.log_model_summary(model)
         assembly.fit(trainer, model, datamodule, ckpt_path, context.weights_only)
         if cfg.get("test_after_fit", False):
             assembly.evaluate(trainer, model, datamodule, assembly.best_or_last(trainer),
@@ -69,7 +70,7 @@ def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> 
 def test(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
     with session.run(cfg):
         datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
-        trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False)
+        trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=False)
         assembly.evaluate(trainer, model, datamodule, ckpt_path, context.weights_only)
     return _result(cfg, context, job, session, trainer)
 
@@ -80,7 +81,7 @@ def predict(cfg: DictConfig, context: RunContext, job: Job, session: Session) ->
     with session.run(cfg):
         datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
         writer = PredictionWriter(job.output_dir / "predictions")
-        trainer = assembly.trainer(cfg, job, session.loggers(), checkpointing=False, extra=[writer])
+        trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=False, extra=[writer])
         assembly.predict(trainer, model, datamodule, ckpt_path, context.weights_only)
         for path in writer.written:
             session.log_artifact(path, "predictions")

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from serotiny_core import fluent, lightning_ns
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job, global_rank, override_key
@@ -116,22 +117,38 @@ class Session:
         """
         assert self.tracker is not None
         mode = self.context.mode
-        tags = run_tags(self.context.argv, self.context.plugins, self.context.project.root,
-                        self.job.output_dir)
+        root = self.context.project.root
+        tags = run_tags(self.context.argv, self.context.plugins, self.job.output_dir)
         tags[MODE_TAG] = mode
         if mode == "train":  # a resumed run's checkpoint tags move when it writes one (_end)
             folder = str(self.job.output_dir / "checkpoints")
-            self.tracker.open(tags, "open", {CHECKPOINT_DIR_TAG: folder})
+            self.tracker.open(tags, root, "open", {CHECKPOINT_DIR_TAG: folder})
         elif cfg.get("ckpt_path"):
-            self.tracker.open(tags, "create")
+            self.tracker.open(tags, root, "create")
         else:
-            self.tracker.open(tags, "open_child", mode, names_a_run(cfg))
+            self.tracker.open(tags, root, "open_child", mode, names_a_run(cfg))
             self.tracker.state  # noqa: B018  (no such run: one error line, before anything is built)
+            self._attach_fluent()
             return
         self.tracker.log_config(cfg, f"{mode}.yaml")
+        self._log_manifest(cfg.get("data"))
+        self._attach_fluent()
         if self.tracker.resumed:
             log.info("continuing MLflow run %s (%s)", self.tracker.settings.run_name or "",
                      self.tracker.run_id)
+
+    def _attach_fluent(self) -> None:
+        """``mlflow.*`` calls of the job's own code go to this run."""
+        tracker = self.tracker
+        assert tracker is not None
+        fluent.attach(tracker.settings.tracking_uri,
+                      lambda: (tracker.state.experiment_id, tracker.state.run_id))
+
+    def _log_manifest(self, data: Any) -> None:
+        """The manifest the job reads, as the run's dataset input."""
+        manifest = data.get("path") if isinstance(data, DictConfig) else None
+        if self.tracker is not None and isinstance(manifest, str):
+            self.tracker.log_manifest(Path(manifest), self.context.mode)
 
     def loggers(self) -> list[Any]:
         return [self.tracker.logger()] if self.tracker else []
@@ -139,6 +156,14 @@ class Session:
     def watch(self, trainer: Any) -> None:
         """Remember the trainer, whose checkpoints are uploaded when the run ends."""
         self.trainer = trainer
+
+    def log_model_summary(self, model: Any) -> None:
+        """Lightning's summary of the model (layers, parameter counts) as ``model_summary.txt``."""
+        namespace = lightning_ns.namespace_of(model)
+        if self.tracker is None or namespace is None:
+            return
+        summary = lightning_ns.attribute(namespace, "utilities.model_summary.ModelSummary")
+        self.tracker.log_text(str(summary(model, max_depth=-1)), "model_summary.txt")
 
     def log_artifact(self, path: Path, folder: str) -> None:
         if self.tracker:
@@ -237,6 +262,7 @@ class Session:
         with open_dict(used):
             used.model, used.data = trained.model, data
         self.tracker.log_config(used, f"{self.context.mode}.yaml")
+        self._log_manifest(data)
         return trained.model, data, str(ckpt)
 
     # -- ending the run --------------------------------------------------------------------
@@ -271,7 +297,8 @@ class Session:
             return
         if self.trainer is not None:
             self._upload_checkpoints()
-        elif status != "FINISHED" and self.tracker.resumed:
+        fluent.detach(status)
+        if self.trainer is None and status != "FINISHED" and self.tracker.resumed:
             self.tracker.restore()
             return
         self.tracker.end(status, error)

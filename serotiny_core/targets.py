@@ -22,8 +22,11 @@ from serotiny_core.registry import Registry
 
 DEFAULT_TRAINER = "pytorch_lightning.Trainer"  # what a trainer node without _target_ builds
 RESERVED_KEYS = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
+# Lightning's own classes in either of its namespaces (see serotiny_core.lightning_ns).
 STRICT_ALLOWED = ("torch.nn.*", "torch.optim.*", "pytorch_lightning.callbacks.*",
-                  "pytorch_lightning.Trainer")
+                  "pytorch_lightning.loggers.*", "pytorch_lightning.Trainer",
+                  "lightning.pytorch.callbacks.*", "lightning.pytorch.loggers.*",
+                  "lightning.pytorch.Trainer", "lightning.Trainer")
 LIST_HINT = "see 'serotiny list-components'"
 
 

@@ -312,6 +312,13 @@ class Tracker:
         self.guard("tags", self.client.log_batch, self.run_id,
                    tags=[RunTag(k, v) for k, v in tags.items()])
 
+    def log_context(self, project_root: Path) -> None:
+        """MLflow's context tags (user, source, git) about the project; the config's tags win."""
+        from serotiny_core.run_context import context_tags
+
+        context = context_tags(project_root)
+        self.set_tags({k: v for k, v in context.items() if k not in self.settings.tags})
+
     def _reopen(self, run: Any) -> None:
         self.run_id, self.experiment, self.resumed = run.info.run_id, run.info.experiment_id, True
         self.source_run_id = self.run_id
@@ -331,6 +338,14 @@ class Tracker:
             self.guard("params", self.client.log_batch, self.run_id, params=items[start:start + 100])
         self.guard(f"config/{artifact_name}", self.client.log_text, self.run_id, text,
                    f"config/{artifact_name}")
+
+    def log_manifest(self, path: Path, context: str) -> None:
+        """The manifest as the run's dataset input, with its digest (``context``: train, test...)."""
+        from serotiny_core.run_context import manifest_input
+
+        found = manifest_input(path, context)
+        if found is not None:
+            self.guard(f"dataset {path.name}", self.client.log_inputs, self.run_id, datasets=[found])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int, timestamp_ms: int) -> None:
         from mlflow.entities import Metric
@@ -392,29 +407,14 @@ class Tracker:
                         self.settings.tracking_uri, "; ".join(self.not_logged[:10]), more)
 
 
-def run_tags(command: list[str], plugins: Any, project_root: Path, output_dir: Path) -> dict[str, str]:
-    """Where a run came from: serotiny and plugin versions, the command, the git commit."""
+def run_tags(command: list[str], plugins: Any, output_dir: Path) -> dict[str, str]:
+    """Where a run came from: serotiny and plugin versions, the command, the output folder.
+
+    User, source and git tags come from MLflow's own context providers, in
+    the MLflow process (see :mod:`serotiny_core.run_context`).
+    """
     tags = {"serotiny.version": __version__, "serotiny.command": " ".join(["serotiny", *command]),
             "serotiny.output_dir": str(output_dir)}
     for info in plugins.loaded:
         tags[f"serotiny.plugin.{info.name}"] = f"{info.distribution}=={info.version}"
-    commit = git_commit(project_root)
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
     return tags
-
-
-def git_commit(root: Path) -> str | None:
-    """The project's HEAD commit, read from .git without running git."""
-    head = root / ".git" / "HEAD"
-    try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            ref_file = root / ".git" / ref[5:]
-            if ref_file.is_file():
-                return ref_file.read_text().strip()
-            packed = (root / ".git" / "packed-refs").read_text().splitlines()
-            return next((line.split()[0] for line in packed if line.endswith(ref[5:])), None)
-        return ref or None
-    except OSError:
-        return None

@@ -86,9 +86,12 @@ class TrackingProcess:
 
     # -- the run ---------------------------------------------------------------------------
 
-    def open(self, tags: Mapping[str, str], how: str = "open", *args: Any) -> None:
-        """Open the run :meth:`Tracker.open`, ``create`` or ``open_child`` does; :attr:`state` waits."""
+    def open(self, tags: Mapping[str, str], project_root: Path, how: str = "open",
+             *args: Any) -> None:
+        """Open the run :meth:`Tracker.open`, ``create`` or ``open_child`` does; :attr:`state`
+        waits for it (not for the git tags of ``project_root``, which follow)."""
         self._opening = self._send(how, dict(tags), *args, awaited=True)
+        self._send("log_context", project_root)
 
     @property
     def state(self) -> RunState:
@@ -131,6 +134,12 @@ class TrackingProcess:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self._send("set_tags", dict(tags))
+
+    def log_manifest(self, path: Path, context: str) -> None:
+        self._send("log_manifest", path, context)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._send("client.log_text", self.run_id, text, artifact_file)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         self._send("log_metrics", dict(metrics), step, int(time.time() * 1000))

@@ -11,7 +11,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
-from pytorch_lightning.loggers import MLFlowLogger
 
 
 class LogReconstructions(pl.Callback):
@@ -166,6 +165,6 @@ def _plane(image: torch.Tensor) -> Any:
 
 
 def _upload(path: Path, trainer: pl.Trainer) -> None:
-    for logger in trainer.loggers:
-        if isinstance(logger, MLFlowLogger):
+    for logger in trainer.loggers:  # an MLFlowLogger of either Lightning namespace
+        if any(cls.__name__ == "MLFlowLogger" for cls in type(logger).__mro__):
             logger.experiment.log_artifact(logger.run_id, str(path), artifact_path="reconstructions")

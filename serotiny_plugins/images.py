@@ -1,7 +1,9 @@
 """``LoadImage``: an image file named in a manifest column, as a channels-first tensor.
 
 Models see one layout whatever the file: (C, Y, X) for 2D and (C, Z, Y, X)
-for 3D. Axis labels are trusted only where the file states them (OME-TIFF,
+for 3D. TIFF (OME-TIFF and ImageJ included), .npy and common 2D formats are
+read here directly; with the ``serotiny[bioio]`` extra, any other format a
+bioio reader plugin reads (OME-Zarr, CZI, ND2, LIF...) is read through bioio. Axis labels are trusted only where the file states them (OME-TIFF,
 ImageJ, or TIFFs written with ``axes``, and RGB, interleaved or planar); otherwise a 2D
 array is one channel and a 3D array one channel of a Z stack, because a plain
 3-page TIFF is far more often a stack than an RGB image.
@@ -12,6 +14,8 @@ so a dataset never has to fit in memory.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -102,8 +106,38 @@ def _read_by_extension(path: str) -> tuple[np.ndarray, str | None]:
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
             pixels = np.asarray(image)
         return pixels, "YXS" if pixels.ndim == 3 else "YX"
+    if _bioio_installed():
+        return _read_with_bioio(path, suffix)
     raise DataError(f"image {path}: unknown extension '{suffix}'",
-                    hint=f"use TIFF, .npy or {', '.join(_PILLOW)}, or pass reader=")
+                    hint=f"use TIFF, .npy or {', '.join(_PILLOW)}, install serotiny[bioio] for "
+                         "OME-Zarr, CZI, ND2 and the other formats of bioio's readers, or pass reader=")
+
+
+@functools.cache
+def _bioio_installed() -> bool:
+    return importlib.util.find_spec("bioio") is not None
+
+
+def _read_with_bioio(path: str, suffix: str) -> tuple[np.ndarray, str]:
+    """What a bioio reader plugin reads, in bioio's axes (``TCZYX``, ``S`` for RGB samples).
+
+    A single Z plane is dropped, so a 2D image is (C, Y, X) as from a TIFF;
+    RGB samples become the channels when there is one channel.
+    """
+    from bioio import BioImage
+    from bioio_base.exceptions import UnsupportedFileFormatError
+
+    try:
+        image = BioImage(path)
+    except UnsupportedFileFormatError:
+        raise DataError(f"image {path}: unknown extension '{suffix}'",
+                        hint="install the bioio reader plugin for this format (bioio-czi, "
+                             "bioio-nd2, ...), or pass reader=") from None
+    pixels, axes = np.asarray(image.data), image.dims.order
+    for axis in ("Z", "C") if "S" in axes else ("Z",):
+        if axis in axes and pixels.shape[axes.index(axis)] == 1:
+            pixels, axes = pixels.squeeze(axis=axes.index(axis)), axes.replace(axis, "")
+    return pixels, axes
 
 
 def channels_first(pixels: np.ndarray, axes: str | None) -> np.ndarray:

@@ -25,7 +25,8 @@ _LOADERS = {
     "LoadColumn": ("serotiny_plugins.loaders.LoadColumn", "One column as a value"),
     "LoadClass": ("serotiny_plugins.loaders.LoadClass", "An integer label as one-hot (or binary)"),
     "LoadImage": ("serotiny_plugins.images.LoadImage",
-                  "An image file (TIFF, OME-TIFF, .npy, PNG, JPEG), channels first"),
+                  "An image file (TIFF, OME-TIFF, .npy, PNG, JPEG; OME-Zarr, CZI, ND2... "
+                  "with serotiny[bioio]), channels first"),
 }
 
 _LIGHTNING_CALLBACKS = {

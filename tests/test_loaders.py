@@ -222,3 +222,26 @@ def test_load_image_missing_and_unreadable_files(tmp_path):
         LoadImage("path")({"path": str(tmp_path / "a.xyz")})
     with pytest.raises(DataError, match="not a path"):
         LoadImage("path")({"path": float("nan")})
+
+
+def test_load_image_ome_zarr_and_ome_tiff_written_by_bioio(tmp_path):
+    """With serotiny[bioio]: OME-Zarr through bioio's readers; OME-TIFF through the TIFF fast path."""
+    pytest.importorskip("bioio_ome_zarr")
+    from bioio_ome_tiff.writers import OmeTiffWriter
+    from bioio_ome_zarr.writers import OMEZarrWriter
+
+    data = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 3, 4, 5)  # C, Z, Y, X
+    writer = OMEZarrWriter(str(tmp_path / "a.ome.zarr"), level_shapes=[data.shape], dtype=data.dtype,
+                           axes_names=["c", "z", "y", "x"],
+                           axes_types=["channel", "space", "space", "space"])
+    writer.write_full_volume(data)
+    OmeTiffWriter.save(data, str(tmp_path / "a.ome.tiff"), dim_order="CZYX")
+    flat = data[:, :1]
+    OMEZarrWriter(str(tmp_path / "flat.ome.zarr"), level_shapes=[flat.shape], dtype=flat.dtype,
+                  axes_names=["c", "z", "y", "x"],
+                  axes_types=["channel", "space", "space", "space"]).write_full_volume(flat)
+    for name in ("a.ome.zarr", "a.ome.tiff"):
+        image = LoadImage("path")({"path": str(tmp_path / name)})
+        assert image.shape == (2, 3, 4, 5), name
+        np.testing.assert_array_equal(image.numpy(), data)
+    assert LoadImage("path", select_channels=[1])({"path": str(tmp_path / "flat.ome.zarr")}).shape == (1, 4, 5)

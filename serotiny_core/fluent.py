@@ -1,0 +1,105 @@
+"""MLflow's fluent API inside a job: ``mlflow.log_metric(...)`` writes to the job's own run.
+
+serotiny talks to MLflow from a process of its own, and the command never
+imports MLflow (that import costs seconds). A model or callback that calls
+``mlflow.log_metric``, ``mlflow.log_artifact`` or ``mlflow.active_run()``
+still expects the run it is part of. So once the job's run is open, the
+job's run becomes MLflow's active run in this process: at once when MLflow
+is already imported, else the moment user code imports it (a one-time
+import hook), so nothing is paid by jobs that never use it. The tracking
+URI and experiment are set in the environment for code that builds its own
+``MlflowClient()``.
+
+When the job ends, the run is taken off MLflow's stack with the job's own
+status, after MLflow's asynchronous logging is flushed; MLflow's exit
+handler, which would mark any run still active FINISHED, then finds none,
+so a FAILED or KILLED run stays so.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+from serotiny_core.plugins import one_line
+
+log = logging.getLogger("serotiny")
+_run_id: str | None = None
+# The job's run as (experiment id, run id), asked for only when the job's code uses MLflow:
+# waiting for the run to be open would otherwise stall the start of every job.
+_opened: Callable[[], tuple[str, str]] | None = None
+
+
+class _ResumeOnImport(importlib.abc.MetaPathFinder):
+    """Resumes the job's run right after the first ``import mlflow`` of the job's code."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "mlflow":
+            return None
+        _remove_hook()
+        spec = importlib.util.find_spec("mlflow")
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            execute(module)
+            _resume(module)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+_HOOK = _ResumeOnImport()
+
+
+def _remove_hook() -> None:
+    if _HOOK in sys.meta_path:
+        sys.meta_path.remove(_HOOK)
+
+
+def _resume(mlflow: Any) -> None:
+    """Make the job's run MLflow's active run; never break the code that imported MLflow."""
+    global _run_id
+    if _opened is None:
+        return
+    try:
+        experiment_id, _run_id = _opened()
+        os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_id
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != _run_id:
+            mlflow.start_run(run_id=_run_id)
+    except Exception as error:  # noqa: BLE001 - a logging convenience must not stop the job
+        log.warning("mlflow's fluent API is not bound to the job's run: %s", one_line(error)[:200])
+
+
+def attach(tracking_uri: str, opened: Callable[[], tuple[str, str]]) -> None:
+    """From now on, ``mlflow.*`` in this process logs to the run ``opened()`` names."""
+    global _opened
+    _opened = opened
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    if "mlflow" in sys.modules:
+        _resume(sys.modules["mlflow"])
+    elif _HOOK not in sys.meta_path:
+        sys.meta_path.insert(0, _HOOK)
+
+
+def detach(status: str) -> None:
+    """End the fluent API's hold on the run with the job's ``status``, its logging flushed."""
+    global _run_id, _opened
+    run_id, _run_id, _opened = _run_id, None, None
+    _remove_hook()
+    mlflow = sys.modules.get("mlflow")
+    if run_id is None or mlflow is None:
+        return
+    try:
+        mlflow.flush_async_logging()
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run_id:
+            mlflow.end_run(status)
+    except Exception as error:  # noqa: BLE001 - the MLflow process still ends the run
+        log.warning("mlflow's fluent API did not end the job's run cleanly: %s", one_line(error)[:200])
