@@ -174,6 +174,8 @@ class Tracker:
         After the first failure the store is taken as gone: later calls are
         skipped (and named) instead of each waiting out MLflow's retries.
         """
+        if self.run_id is None:  # the run did not open, and its error says why: nothing to log to
+            return None
         if self.unreachable:
             self.not_logged.append(what)
             return None
