@@ -6,7 +6,8 @@ it, ``A && B`` runs B when A succeeded, ``serotiny ...`` runs the real CLI's
 ``main()`` in this process (imported once: seconds saved per command, which
 is what lets the suite afford every documented command), anything else runs
 in bash. ``serotiny train`` gets ``trainer.max_epochs=1`` in place of any
-epoch count, so documented trainings stay short.
+epoch count (and an Optuna sweep ``hydra.sweeper.n_trials=2``), so
+documented trainings stay short.
 
 Writes JSON to the request's ``results`` file: per command line, its exit code
 and what it printed.
@@ -24,13 +25,19 @@ import sys
 from pathlib import Path
 
 EPOCHS = "trainer.max_epochs=1"
+TRIALS = "hydra.sweeper.n_trials=2"
 
 
 def short_training(argv: list[str]) -> list[str]:
-    """``serotiny train ...`` with one epoch, whatever count the page chose."""
+    """``serotiny train ...`` with one epoch, and a sweeper's search with two trials,
+    whatever counts the page chose."""
     if not argv or argv[0] != "train":
         return argv
-    return [a for a in argv if not a.startswith("trainer.max_epochs=")] + [EPOCHS]
+    short = [EPOCHS]
+    if any(a.startswith("hydra/sweeper=") for a in argv):
+        short.append(TRIALS)
+    keys = tuple(s.split("=")[0] + "=" for s in short)
+    return [a for a in argv if not a.startswith(keys)] + short
 
 
 def serotiny(argv: list[str]) -> tuple[int, str, str]:

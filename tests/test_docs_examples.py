@@ -10,12 +10,13 @@ Runnable shell blocks (README.md and docs/*.md)
     README.md, which GitHub renders) or ``% doc-test: skip <why>`` (the
     network, a GPU, a cluster, a server that runs until stopped). The
     ``run`` blocks of a page are executed in order, like one shell session
-    starting in a fresh project made by ``serotiny init demo``. In a block
+    starting in a fresh project made by ``serotiny init demo`` (or, on a page
+    that runs ``serotiny init`` itself, in an empty folder). In a block
     with ``$`` prompts only those lines are commands; an ``error: ...``
     line shown after a command is the error it must end with (``<...>`` and
     ``[...]`` and ``...`` match anything); any other command must exit 0.
-    ``serotiny train`` runs with ``trainer.max_epochs=1`` (see
-    ``docs_driver.py``).
+    ``serotiny train`` runs with ``trainer.max_epochs=1`` (and an Optuna sweep
+    with 2 trials; see ``docs_driver.py``).
 
 Troubleshooting entries (docs/troubleshooting.md)
     An entry is a line holding one or more backticked messages containing
@@ -71,7 +72,7 @@ def _commands(lines: list[str]) -> list[tuple[str, str | None]]:
     """The block's commands and, for each, the ``error:`` line shown after it (if any)."""
     prompted = any(line.startswith("$ ") for line in lines)
     found: list[tuple[str, str | None]] = []
-    for line in lines:
+    for line in "\n".join(lines).replace("\\\n", " ").splitlines():  # join continued lines
         if prompted and line.startswith("$ "):
             found.append((line[2:].strip(), None))
         elif prompted and line.startswith("error:") and found and found[-1][1] is None:
@@ -207,7 +208,9 @@ def _runnable(page: Path) -> list[Block]:
 def test_runnable_blocks_run_as_written(page, tmp_path):
     blocks = _runnable(page)
     commands = [(block, *command) for block in blocks for command in block.commands]
-    results = drive([(init(tmp_path, "demo"), [command for _, command, _ in commands])])
+    lines = [command for _, command, _ in commands]
+    makes_its_own = any(line.startswith("serotiny init ") for line in lines)
+    results = drive([(tmp_path if makes_its_own else init(tmp_path, "demo"), lines)])
     failed = []
     for (block, command, shown), result in zip(commands, results):
         where = f"{block.page}:{block.line}: $ {command}"
