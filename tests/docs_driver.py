@@ -6,11 +6,12 @@ it, ``A && B`` runs B when A succeeded, ``serotiny ...`` runs the real CLI's
 ``main()`` in this process (imported once: seconds saved per command, which
 is what lets the suite afford every documented command), anything else runs
 in bash. ``serotiny train`` gets ``trainer.max_epochs=1`` in place of any
-epoch count (and an Optuna sweep ``hydra.sweeper.n_trials=2``), so
+epoch count, a sweep (``-m``) at most two values per swept key
+(``model.latent_dim=2,4,8`` runs 2 and 4) and an Optuna search one trial, so
 documented trainings stay short.
 
-Writes JSON to the request's ``results`` file: per command line, its exit code
-and what it printed.
+Writes JSON to the request's ``results`` file: per command line, its exit code,
+what it printed and how long it took.
 """
 
 from __future__ import annotations
@@ -22,22 +23,34 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 EPOCHS = "trainer.max_epochs=1"
-TRIALS = "hydra.sweeper.n_trials=2"
+TRIALS = "hydra.sweeper.n_trials=1"
+
+
+def _two_values(override: str) -> str:
+    """``key=a,b,c`` -> ``key=a,b``: a sweep still sweeps, over fewer jobs."""
+    key, _, value = override.partition("=")
+    if not value or any(c in value for c in "[](){}'\""):
+        return override
+    return f"{key}={','.join(value.split(',')[:2])}"
 
 
 def short_training(argv: list[str]) -> list[str]:
-    """``serotiny train ...`` with one epoch, and a sweeper's search with two trials,
-    whatever counts the page chose."""
+    """``serotiny train ...`` with one epoch, a sweep over at most two values per key and
+    an Optuna search of one trial, whatever counts the page chose."""
     if not argv or argv[0] != "train":
         return argv
     short = [EPOCHS]
     if any(a.startswith("hydra/sweeper=") for a in argv):
         short.append(TRIALS)
     keys = tuple(s.split("=")[0] + "=" for s in short)
-    return [a for a in argv if not a.startswith(keys)] + short
+    kept = [a for a in argv if not a.startswith(keys)]
+    if "-m" in kept or "--multirun" in kept:
+        kept = [_two_values(a) for a in kept]
+    return kept + short
 
 
 def serotiny(argv: list[str]) -> tuple[int, str, str]:
@@ -72,13 +85,15 @@ def step(command: str) -> tuple[int, str, str]:
 
 
 def run_line(line: str) -> dict:
+    started = time.monotonic()
     code, out, err = 0, "", ""
     for command in line.split(" && "):
         code, more_out, more_err = step(command)
         out, err = out + more_out, err + more_err
         if code != 0:
             break
-    return {"line": line, "code": code, "out": out[-4000:], "err": err[-4000:]}
+    return {"line": line, "code": code, "out": out[-4000:], "err": err[-4000:],
+            "seconds": round(time.monotonic() - started, 1)}
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ Runnable shell blocks (README.md and docs/*.md)
     with ``$`` prompts only those lines are commands; an ``error: ...``
     line shown after a command is the error it must end with (``<...>`` and
     ``[...]`` and ``...`` match anything); any other command must exit 0.
-    ``serotiny train`` runs with ``trainer.max_epochs=1`` (and an Optuna sweep
-    with 2 trials; see ``docs_driver.py``).
+    ``serotiny train`` runs with ``trainer.max_epochs=1``, sweeps over at most
+    two values per key, Optuna searches of one trial (see ``docs_driver.py``).
 
 Troubleshooting entries (docs/troubleshooting.md)
     An entry is a line holding one or more backticked messages containing
