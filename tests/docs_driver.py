@@ -1,8 +1,9 @@
 """Run documented shell commands as a user would, in one process: ``python docs_driver.py JSON``.
 
 JSON names a start folder and a list of command lines. They run in order, as
-one shell session would (or, with ``"fresh": true``, each from the start folder): ``cd DIR`` changes the folder for the lines after
-it, ``A && B`` runs B when A succeeded, ``serotiny ...`` runs the real CLI's
+one shell session would (or, with ``"fresh": true``, each from the start
+folder): ``cd DIR`` changes the folder for the lines after it, ``A && B``
+runs B when A succeeded, ``serotiny ...`` runs the real CLI's
 ``main()`` in this process (imported once: seconds saved per command, which
 is what lets the suite afford every documented command), anything else runs
 in bash. ``serotiny train`` gets ``trainer.max_epochs=1`` in place of any

@@ -213,11 +213,11 @@ def test_runnable_blocks_run_as_written(page, tmp_path):
     results = drive([(tmp_path if makes_its_own else init(tmp_path, "demo"), lines)])
     failed = []
     for (block, command, shown), result in zip(commands, results):
-        where = f"{block.page}:{block.line}: $ {command}"
+        where, printed = f"{block.page}:{block.line}: $ {command}", printed_error(result)
         if shown is None and result["code"] != 0:
-            failed.append(f"{where}\n  exit {result['code']}: {printed_error(result) or result['err'][-800:]}")
-        elif shown is not None and not (result["code"] != 0 and pattern(shown).fullmatch(printed_error(result))):
-            failed.append(f"{where}\n  page:    {shown}\n  printed: {printed_error(result)} (exit {result['code']})")
+            failed.append(f"{where}\n  exit {result['code']}: {printed or result['err'][-800:]}")
+        elif shown is not None and not (result["code"] != 0 and pattern(shown).fullmatch(printed)):
+            failed.append(f"{where}\n  page:    {shown}\n  printed: {printed} (exit {result['code']})")
     assert not failed, "\n".join(failed)
 
 
