@@ -31,7 +31,7 @@ extensions = [
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 # _generated/ holds included fragments, not pages; examples/ is a package, not docs.
-exclude_patterns = ["_build", "_generated", "examples", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_generated", "examples", "README.md", "Thumbs.db", ".DS_Store"]
 
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3

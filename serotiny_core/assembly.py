@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from serotiny_core import lightning_ns
 from serotiny_core.errors import ConfigError, DataError, SerotinyError
 from serotiny_core.hydra_app import RunContext
+from serotiny_core.hydra_errors import serotiny_cause
 from serotiny_core.job import Job
 from serotiny_core.legacy import translate_trainer
 from serotiny_core.plugins import one_line
@@ -52,10 +53,22 @@ def seed(cfg: DictConfig) -> None:
 
 
 def instantiate(node: Any, **kwargs: Any) -> Any:
-    """Hydra's instantiate with plain containers (lists, dicts) as arguments."""
+    """Hydra's instantiate with plain containers (lists, dicts) as arguments.
+
+    A serotiny error raised by a constructor (``batch_size must be at least
+    1``) is raised as itself, not wrapped in Hydra's ``Error in call to
+    target``: the user gets its one line, its hint and its exit code.
+    """
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
 
-    return hydra_instantiate(node, _convert_="all", **kwargs)
+    try:
+        return hydra_instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as error:
+        cause = serotiny_cause(error)
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def _callback_specs(node: Any) -> Iterator[Any]:

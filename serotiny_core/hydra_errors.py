@@ -26,7 +26,7 @@ def _flatten(text: str) -> str:
     return joined
 
 
-def _cause(error: BaseException) -> SerotinyError | None:
+def serotiny_cause(error: BaseException) -> SerotinyError | None:
     """The first SerotinyError in ``error``'s chain of causes (chains can loop)."""
     seen: set[int] = set()
     current: BaseException | None = error
@@ -73,7 +73,7 @@ def translate(error: BaseException) -> BaseException:
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
-    cause = _cause(error)
+    cause = serotiny_cause(error)
     if cause is not None:
         return _from_worker(cause)
     if isinstance(error, OSError) and error.errno is not None:

@@ -9,6 +9,7 @@ MLflow run when tracking is on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +51,11 @@ def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> R
         session.watch(trainer)
         session.log_model_summary(model)
         assembly.fit(trainer, model, datamodule, ckpt_path, context.weights_only)
+        fitted = dict(trainer.callback_metrics)  # a test after the fit replaces them
         if cfg.get("test_after_fit", False):
             assembly.evaluate(trainer, model, datamodule, assembly.best_or_last(trainer),
                               context.weights_only)
-    return _result(cfg, context, job, session, trainer)
+    return _result(cfg, context, job, session, fitted)
 
 
 def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> tuple[Any, Any, str]:
@@ -72,7 +74,7 @@ def test(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> Ru
         datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
         trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=False)
         assembly.evaluate(trainer, model, datamodule, ckpt_path, context.weights_only)
-    return _result(cfg, context, job, session, trainer)
+    return _result(cfg, context, job, session, trainer.callback_metrics)
 
 
 def predict(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
@@ -86,22 +88,23 @@ def predict(cfg: DictConfig, context: RunContext, job: Job, session: Session) ->
         for path in writer.written:
             session.log_artifact(path, "predictions")
             log.info("predictions written to %s", path)
-    return _result(cfg, context, job, session, trainer)
+    return _result(cfg, context, job, session, trainer.callback_metrics)
 
 
 FLOWS = {"train": train, "test": test, "predict": predict}
 
 
 def _result(cfg: DictConfig, context: RunContext, job: Job, session: Session,
-            trainer: Any) -> RunResult:
-    """The job's outcome; ``objective`` is the final value of ``optimized_metric``."""
+            metrics: Mapping[str, Any] | None) -> RunResult:
+    """The job's outcome; ``objective`` is the final value of ``optimized_metric`` in
+    ``metrics``: for train, what the fit logged (a test after it logs other names)."""
     metric = cfg.get("optimized_metric") or ("val_loss" if context.mode == "train" else None)
     value = None
-    if trainer is not None and metric and metric in trainer.callback_metrics:
-        value = float(trainer.callback_metrics[metric])
-    elif trainer is not None and metric:
+    if metrics is not None and metric and metric in metrics:
+        value = float(metrics[metric])
+    elif metrics is not None and metric:
         log.warning("optimized_metric %r was not logged (logged: %s); a sweeper gets no value",
-                    metric, ", ".join(sorted(trainer.callback_metrics)) or "nothing")
+                    metric, ", ".join(sorted(metrics)) or "nothing")
     return RunResult(context.mode, job.num, job.overrides, metric, value, session.run_id,
                      job.output_dir)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import shlex
 from pathlib import Path
 
 from serotiny_core.errors import ConfigError
@@ -88,6 +89,8 @@ def init_project(name: str, description: str = "a serotiny project", where: Path
     values = {"{package}": package, "{name}": name, "{description}": description}
     copy_template(TEMPLATE, root, values, {"PACKAGE": package})
     write_manifest(root / "data" / "manifest.csv")
-    print(f"created {root}\n\n  cd {name}\n  serotiny train\n\n"
-          f"then look at the runs with: mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db")
+    # Quoted for the shell where needed ('My Project'), so the lines paste as they are.
+    store = shlex.quote(f"sqlite:///{root}/mlflow.db")
+    print(f"created {root}\n\n  cd {shlex.quote(name)}\n  serotiny train\n\n"
+          f"then look at the runs with: mlflow ui --backend-store-uri {store}")
     return 0

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +77,34 @@ class TrackingSettings:
 
 
 def embedded_store(root: Path) -> dict[str, str]:
-    """The default store: SQLite and an artifact folder inside the project."""
-    return {"tracking_uri": f"sqlite:///{root}/mlflow.db", "artifact_location": str(root / "mlartifacts")}
+    """The default store: SQLite inside the project (artifacts beside it, see :func:`artifact_location`)."""
+    return {"tracking_uri": f"sqlite:///{root}/mlflow.db"}
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def artifact_location(settings: TrackingSettings) -> str | None:
+    """Where a new experiment keeps its artifacts, as a URI.
+
+    The user's ``artifact_location`` when set; else, beside a SQLite store,
+    its ``mlartifacts`` folder; else None, so that a tracking server chooses
+    (``mlflow-artifacts:/``, its own artifact store, which every machine and
+    the UI can read) rather than a folder on this machine's disk.
+    """
+    location = settings.artifact_location
+    uri = settings.tracking_uri
+    if not location and uri.startswith("sqlite:///"):
+        location = str(Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts")
+    if location and not urllib.parse.urlparse(location).scheme:
+        location = Path(location).resolve().as_uri()
+    return location or None
+
+
+def is_local(location: str) -> bool:
+    """A folder (``/data/mlartifacts``, ``file:///...``): on one machine's disk only."""
+    return urllib.parse.urlparse(location).scheme in ("", "file")
 
 
 @contextlib.contextmanager
@@ -113,7 +140,7 @@ def check_reachable(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return
-    if not uri.startswith(("http://", "https://")):
+    if not is_server(uri):
         return
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REACH_TIMEOUT_S):
@@ -190,6 +217,8 @@ class Tracker:
         After the first failure the store is taken as gone: later calls are
         skipped (and named) instead of each waiting out MLflow's retries.
         """
+        if self.run_id is None:  # the run did not open, and its error says why: nothing to log to
+            return None
         if self.unreachable:
             self.not_logged.append(what)
             return None
@@ -207,10 +236,9 @@ class Tracker:
         name = self.settings.experiment_name
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
+            self._warn_local_artifacts(experiment)
             return experiment.experiment_id
-        location = self.settings.artifact_location
-        if location and "://" not in location:
-            location = Path(location).resolve().as_uri()
+        location = artifact_location(self.settings)
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except Exception:
@@ -218,6 +246,18 @@ class Tracker:
             if experiment is None:
                 raise
             return experiment.experiment_id
+
+    def _warn_local_artifacts(self, experiment: Any) -> None:
+        """A server's experiment made with a client's folder as artifact location (by older
+        serotiny, or another tool): its artifacts stay on that client's disk."""
+        location = experiment.artifact_location or ""
+        if (not is_server(self.settings.tracking_uri) or self.settings.artifact_location
+                or not is_local(location)):
+            return
+        log.warning("MLflow experiment %r keeps its artifacts in %s, on the disk of the machine "
+                    "that created it: other machines and the MLflow UI cannot fetch them (use a "
+                    "new experiment_name, whose artifacts the server stores)",
+                    experiment.name, location)
 
     def find_run(self, experiment_id: str) -> Any | None:
         """The run named by run_id, or the newest train run of that run_name in the experiment.

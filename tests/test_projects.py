@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -194,3 +195,16 @@ def test_packaged_configs_train_as_shipped(project):
     [run] = client.search_runs([client.get_experiment_by_name("proj").experiment_id],
                                "tags.`mlflow.runName` = 'pictures'")
     assert [a.path for a in client.list_artifacts(run.info.run_id, "reconstructions")]
+
+
+def test_init_prints_lines_that_paste_into_a_shell_with_a_spaced_name(tmp_path):
+    result = run_cli("init", "My Project", cwd=tmp_path)
+    assert result.code == 0, result.text
+    [cd] = [line.strip() for line in result.out.splitlines() if line.strip().startswith("cd ")]
+    store = result.out.split("--backend-store-uri ", 1)[1].strip()
+    shell = subprocess.run(["bash", "-c", f"{cd} && pwd && printf '%s' {store}"], cwd=tmp_path,
+                           capture_output=True, text=True)
+    assert shell.returncode == 0, shell.stderr
+    folder, uri = shell.stdout.splitlines()
+    assert Path(folder) == tmp_path / "My Project"
+    assert uri == f"sqlite:///{tmp_path}/My Project/mlflow.db"

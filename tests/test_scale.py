@@ -158,3 +158,17 @@ def test_optuna_sweeps_ddp_trials_and_gets_finite_objectives(project):
     assert len(summary_rows(result, found)) == 3
     assert not (project / "outputs").exists()  # the ranks > 0 made no folder of their own
     assert all(not list(d.glob("*ddp*")) for d in job_dirs(project))
+
+
+def test_a_sweep_with_test_after_fit_reports_the_fits_val_loss(project):
+    """The test after each fit logs test_* names only; the objective is still the fit's val_loss."""
+    result = run_cli("train", "-m", "model.latent_dim=2,4", "test_after_fit=true", ONE_EPOCH,
+                     "mlflow.run_name=tested", cwd=project)
+    assert result.code == 0, result.text
+    assert "was not logged" not in result.text
+    found = mlflow_runs(project)
+    objectives = [json.loads((d / "result.json").read_text())["objective"] for d in job_dirs(project)]
+    assert sorted(objectives) == pytest.approx(sorted(r.data.metrics["val_loss"] for r in found))
+    assert all("test_loss" in r.data.metrics for r in found)
+    for run, row in zip(found, summary_rows(result, found)):
+        assert f"{run.data.metrics['val_loss']:.6g}" in row

@@ -55,6 +55,9 @@ def test_train_then_test_and_predict_by_run_name(project):
     assert names == {"predictions/predictions.parquet"}
     assert {a.path for a in client.list_artifacts(train.info.run_id, "config")} == {"config/train.yaml"}
     assert predict.data.params["data/batch_size"] == "50"
+    experiment = client.get_experiment_by_name("proj")
+    assert experiment.artifact_location == (project / "mlartifacts").as_uri()  # beside mlflow.db
+    assert list((project / "mlartifacts").rglob("predictions.parquet"))
 
 
 def test_test_of_an_unknown_run_is_one_clear_line(project):
@@ -142,6 +145,17 @@ def test_real_server_records_params_tags_metrics_artifacts(project, tmp_path):
         paths = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
         assert "checkpoints/last.ckpt" in paths
         assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} == {"config/train.yaml"}
+        # Artifacts went to the server's store, not to a folder of the client's.
+        assert client.get_experiment_by_name("proj").artifact_location.startswith("mlflow-artifacts:")
+        assert list((tmp_path / "server-artifacts").rglob("last.ckpt"))
+        assert not (project / "mlartifacts").exists()
+        # An experiment made elsewhere with a client's folder: trained into, with one warning.
+        client.create_experiment("old", artifact_location=(tmp_path / "elsewhere").as_uri())
+        old = run_cli("train", "trainer.max_epochs=1", f"mlflow.tracking_uri={server.uri}",
+                      "mlflow.experiment_name=old", cwd=project)
+        assert old.code == 0, old.text
+        [warning] = [line for line in old.text.splitlines() if "keeps its artifacts in" in line]
+        assert f"experiment 'old' keeps its artifacts in {(tmp_path / 'elsewhere').as_uri()}" in warning
 
 
 def test_server_down_at_start_fails_fast_with_the_uri(project):

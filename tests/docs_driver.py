@@ -1,0 +1,112 @@
+"""Run documented shell commands as a user would, in one process: ``python docs_driver.py JSON``.
+
+JSON names a start folder and a list of command lines. They run in order, as
+one shell session would (or, with ``"fresh": true``, each from the start
+folder): ``cd DIR`` changes the folder for the lines after it, ``A && B``
+runs B when A succeeded, ``serotiny ...`` runs the real CLI's
+``main()`` in this process (imported once: seconds saved per command, which
+is what lets the suite afford every documented command), anything else runs
+in bash. ``serotiny train`` gets ``trainer.max_epochs=1`` in place of any
+epoch count, a sweep (``-m``) at most two values per swept key
+(``model.latent_dim=2,4,8`` runs 2 and 4) and an Optuna search one trial, so
+documented trainings stay short.
+
+Writes JSON to the request's ``results`` file: per command line, its exit code,
+what it printed and how long it took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EPOCHS = "trainer.max_epochs=1"
+TRIALS = "hydra.sweeper.n_trials=1"
+
+
+def _two_values(override: str) -> str:
+    """``key=a,b,c`` -> ``key=a,b``: a sweep still sweeps, over fewer jobs."""
+    key, _, value = override.partition("=")
+    if not value or any(c in value for c in "[](){}'\""):
+        return override
+    return f"{key}={','.join(value.split(',')[:2])}"
+
+
+def short_training(argv: list[str]) -> list[str]:
+    """``serotiny train ...`` with one epoch, a sweep over at most two values per key and
+    an Optuna search of one trial, whatever counts the page chose."""
+    if not argv or argv[0] != "train":
+        return argv
+    short = [EPOCHS]
+    if any(a.startswith("hydra/sweeper=") for a in argv):
+        short.append(TRIALS)
+    keys = tuple(s.split("=")[0] + "=" for s in short)
+    kept = [a for a in argv if not a.startswith(keys)]
+    if "-m" in kept or "--multirun" in kept:
+        kept = [_two_values(a) for a in kept]
+    return kept + short
+
+
+def serotiny(argv: list[str]) -> tuple[int, str, str]:
+    from serotiny_core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(short_training(argv))
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def expanded(command: str) -> list[str]:
+    """The command's words, with ``$VAR``, ``$(...)`` and globs expanded by bash where it has them."""
+    if not any(c in command for c in "$*?"):
+        return shlex.split(command, comments=True)
+    done = subprocess.run(["bash", "-c", f"printf '%s\\0' {command}"], capture_output=True, text=True)
+    return done.stdout.split("\0")[:-1]
+
+
+def step(command: str) -> tuple[int, str, str]:
+    words = expanded(command)
+    if words and words[0] == "cd":
+        os.chdir(os.path.expanduser(words[1] if len(words) > 1 else "~"))
+        return 0, "", ""
+    if words and words[0] == "serotiny":
+        return serotiny(words[1:])
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
+    return done.returncode, done.stdout, done.stderr
+
+
+def run_line(line: str) -> dict:
+    started = time.monotonic()
+    code, out, err = 0, "", ""
+    for command in line.split(" && "):
+        code, more_out, more_err = step(command)
+        out, err = out + more_out, err + more_err
+        if code != 0:
+            break
+    return {"line": line, "code": code, "out": out[-4000:], "err": err[-4000:],
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def main() -> None:
+    request = json.loads(sys.argv[1])
+    os.chdir(request["cwd"])
+    results = []
+    for line in request["lines"]:
+        if request.get("fresh"):  # each line on its own, from the start folder
+            os.chdir(request["cwd"])
+        results.append(run_line(line))
+    Path(request["results"]).write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
