@@ -14,8 +14,7 @@ from typing import Any, Iterator
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from serotiny_core.errors import ConfigError, DataError, SerotinyError
-from serotiny_core.hydra_app import RunContext
-from serotiny_core.job import Job
+from serotiny_core.job import Job, RunContext
 from serotiny_core.legacy import translate_trainer
 from serotiny_core.plugins import one_line
 from serotiny_core.targets import DEFAULT_TRAINER, TargetResolver
