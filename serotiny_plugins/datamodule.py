@@ -23,8 +23,7 @@ import torch
 from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, default_collate,
                               get_worker_info)
 
-from serotiny_core.batch import INDEX_KEY
-from serotiny_core.errors import ConfigError, DataError, SerotinyError
+from serotiny_core import INDEX_KEY, ConfigError, DataError, SerotinyError
 from serotiny_plugins.loaders import as_list
 from serotiny_plugins.manifest import (LOADER_SPLITS, Manifest, check_columns, loaders_per_split,
                                        manifest_columns, read_manifest, split_namer)

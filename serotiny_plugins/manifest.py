@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from serotiny_core.errors import ConfigError, DataError
+from serotiny_core import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 LOADER_SPLITS = (*SPLITS, "predict")
