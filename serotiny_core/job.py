@@ -41,7 +41,6 @@ class Job:
                    config_name=str(hydra.job.config_name))
 
 
-
 @dataclass
 class RunContext:
     """What a job needs besides its config: the command it serves and where it runs.

@@ -2,9 +2,9 @@
 
 A ``_target_`` is looked up first as a registered component name or alias
 (``<plugin>:<name>`` where two plugins register the name), then as an
-importable dotted path. Each
-``_target_`` node's keys are checked against the target's signature, so a
-typo like ``latent_dimm`` stops the command before any data is read.
+importable dotted path. Each ``_target_`` node's keys are checked against
+the target's signature, so a typo like ``latent_dimm`` stops the command
+before any data is read.
 """
 
 from __future__ import annotations
