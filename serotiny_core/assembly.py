@@ -10,18 +10,21 @@ import copy
 import gc
 import logging
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from serotiny_core import lightning_ns
 from serotiny_core.errors import ConfigError, DataError, SerotinyError
-from serotiny_core.hydra_app import RunContext
 from serotiny_core.hydra_errors import serotiny_cause
-from serotiny_core.job import Job
+from serotiny_core.job import Job, RunContext
 from serotiny_core.legacy import translate_trainer
 from serotiny_core.plugins import one_line
 from serotiny_core.targets import DEFAULT_TRAINER, TargetResolver
+
+if TYPE_CHECKING:  # for the reader and type checkers only: importing Lightning costs seconds
+    from pytorch_lightning import Callback, LightningDataModule, LightningModule, Trainer
+    from pytorch_lightning.loggers import Logger
 
 log = logging.getLogger("serotiny")
 REQUIRED_GROUPS = ("data", "model", "trainer")
@@ -85,7 +88,7 @@ def _callback_specs(node: Any) -> Iterator[Any]:
         yield node
 
 
-def _callbacks(node: Any) -> list[Any]:
+def _callbacks(node: Any) -> list[Callback]:
     return [instantiate(spec) for spec in _callback_specs(node)]
 
 
@@ -111,8 +114,8 @@ def _ensure_last_checkpoint(callbacks: list[Any], folder: Path, namespace: str) 
         checkpoint.save_last = checkpoint.save_last or True
 
 
-def trainer(cfg: DictConfig, job: Job, model: Any, loggers: list[Any], checkpointing: bool,
-            extra: list[Any] | None = None) -> Any:
+def trainer(cfg: DictConfig, job: Job, model: LightningModule, loggers: list[Logger],
+            checkpointing: bool, extra: list[Callback] | None = None) -> Trainer:
     """The Trainer of ``cfg.trainer`` with its callbacks and loggers, ours beside them.
 
     It is built in the model's Lightning namespace (see
@@ -141,7 +144,8 @@ def _check_checkpoint(ckpt_path: Any) -> None:
                           hint="pass the path of a .ckpt file, or an MLflow run with mlflow.run_name=")
 
 
-def _explain(error: Exception, trainer: Any, model: Any, ckpt_path: Any) -> SerotinyError | None:
+def _explain(error: Exception, trainer: Trainer, model: LightningModule,
+             ckpt_path: Any) -> SerotinyError | None:
     """A one-line cause for the failures users make most: wrong checkpoint, wrong shapes."""
     text = str(error)
     if ckpt_path and ("state_dict" in text or "hyper_parameters" in text):
@@ -158,8 +162,8 @@ def _explain(error: Exception, trainer: Any, model: Any, ckpt_path: Any) -> Sero
     return None
 
 
-def _call(method: Any, trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
-          weights_only: bool | None) -> Any:
+def _call(method: Callable[..., Any], trainer: Trainer, model: LightningModule,
+          datamodule: LightningDataModule, ckpt_path: Any, weights_only: bool | None) -> Any:
     _check_checkpoint(ckpt_path)
     datamodule = lightning_ns.bridge_datamodule(datamodule, lightning_ns.namespace_of(trainer))
     # Everything imported so far (torch, Lightning, MLflow) lives as long as the
@@ -178,23 +182,23 @@ def _call(method: Any, trainer: Any, model: Any, datamodule: Any, ckpt_path: Any
 
 
 # ``weights_only=True`` (under --strict) loads checkpoints without unpickling code.
-def fit(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
+def fit(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, ckpt_path: Any,
         weights_only: bool | None = None) -> None:
     _call(trainer.fit, trainer, model, datamodule, ckpt_path, weights_only)
 
 
-def evaluate(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
+def evaluate(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, ckpt_path: Any,
              weights_only: bool | None = None) -> None:
     _call(trainer.test, trainer, model, datamodule, ckpt_path, weights_only)
 
 
-def predict(trainer: Any, model: Any, datamodule: Any, ckpt_path: Any,
+def predict(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule, ckpt_path: Any,
             weights_only: bool | None = None) -> None:
     _call(lambda m, **kw: trainer.predict(m, return_predictions=False, **kw),
           trainer, model, datamodule, ckpt_path, weights_only)
 
 
-def best_or_last(trainer: Any) -> str | None:
+def best_or_last(trainer: Trainer) -> str | None:
     """The best checkpoint when a monitor chose one, else the last; None without checkpoints."""
     checkpoint = trainer.checkpoint_callback
     if checkpoint is None:

@@ -92,7 +92,7 @@ def _query_run_command(shell: str, command: str, words: list[str], new_word: boo
 
 
 def _query(shell: str) -> None:
-    from serotiny_core.cli import RUN_COMMANDS, build_parser
+    from serotiny_core.cli_parser import RUN_COMMANDS, build_parser
 
     words, new_word = _typed(os.environ.get("COMP_LINE", ""), os.environ.get("COMP_POINT"))
     parser = build_parser()

@@ -80,7 +80,7 @@ class ComponentConfigSource(ConfigSource):
 
     def load_config(self, config_path: str) -> ConfigResult:
         from serotiny_core.listing import skeleton
-        from serotiny_core.targets import import_object
+        from serotiny_core.imports import import_object
 
         group, name = _split(config_path)
         component = self.options.find(group, name) if self.options is not None else None

@@ -37,9 +37,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from serotiny_core.errors import ConfigError
 from serotiny_core.plugins import get_plugins
+from serotiny_core.imports import import_object
 from serotiny_core.registry import Registry
-from serotiny_core.targets import (DEFAULT_TRAINER, argument_names, did_you_mean, import_object,
-                                   no_argument)
+from serotiny_core.targets import DEFAULT_TRAINER, argument_names, did_you_mean, no_argument
 
 # Top-level keys the train/test/predict flows read; `mlflow.*` keys come from TrackingSettings.
 FRAMEWORK_KEYS = ("seed", "ckpt_path", "test_after_fit", "optimized_metric")

@@ -15,14 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 from serotiny_core import component_source, composition, resolvers, tracking_process
-from serotiny_core.job import global_rank, override_key, rank_overrides, share_with_ranks
+from serotiny_core.job import RunContext, global_rank, override_key, rank_overrides, share_with_ranks
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
 from serotiny_core.project import Project, find_project, require_project
@@ -64,22 +63,6 @@ class JobFailed(BaseException):
     def __init__(self, error: BaseException) -> None:
         super().__init__(error)
         self.error = error
-
-
-@dataclass
-class RunContext:
-    """What a job needs besides its config."""
-
-    mode: str
-    project: Project
-    plugins: Plugins
-    strict: bool = False
-    argv: list[str] = field(default_factory=list)
-
-    @property
-    def weights_only(self) -> bool | None:
-        """Under --strict checkpoints load as plain tensors; otherwise Lightning decides."""
-        return True if self.strict else None
 
 
 def _install_search_path(plugins: Plugins) -> None:

@@ -1,4 +1,6 @@
-"""What Hydra knows about the current job: its folder, number and overrides.
+"""What a job knows about itself: its command, project and plugins
+(:class:`RunContext`), and what Hydra says of it: its folder, number and
+overrides (:class:`Job`).
 
 Also what the processes of a DDP job's other ranks need to know: whether
 they are rank 0 (:func:`global_rank`) and which job to run
@@ -9,8 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from serotiny_core.plugins import Plugins
+from serotiny_core.project import Project
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,27 @@ class Job:
                    overrides=tuple(hydra.overrides.task),
                    multirun=hydra.mode == RunMode.MULTIRUN,
                    config_name=str(hydra.job.config_name))
+
+
+@dataclass
+class RunContext:
+    """What a job needs besides its config: the command it serves and where it runs.
+
+    It lives here, below the modules that use it (the Hydra entry, the
+    runner, the session, the assembly), so that none of them imports another
+    one above it just for this record.
+    """
+
+    mode: str
+    project: Project
+    plugins: Plugins
+    strict: bool = False
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def weights_only(self) -> bool | None:
+        """Under --strict checkpoints load as plain tensors; otherwise Lightning decides."""
+        return True if self.strict else None
 
 
 # Set by torchrun (RANK), SLURM (SLURM_PROCID), Lightning's launcher for the ranks it

@@ -159,7 +159,7 @@ def show_component(plugins: Plugins, name: str) -> int:
                           hint=f"did you mean {', '.join(close)}?" if close else
                           "see 'serotiny list-components'")
     try:
-        from serotiny_core.targets import import_object
+        from serotiny_core.imports import import_object
 
         obj = import_object(target)
     except Exception as error:

@@ -156,7 +156,7 @@ def _check_configured_loaders(report: Report, data: list[tuple[PackagedConfig, D
 
 def _check_bare_loader(report: Report, hooks_file: str, component: Component, frame: Any) -> None:
     """A loader no data config uses, built without arguments where it can be."""
-    from serotiny_core.targets import import_object
+    from serotiny_core.imports import import_object
 
     try:
         factory = import_object(component.target)

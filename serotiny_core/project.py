@@ -1,4 +1,4 @@
-"""Find the serotiny project a command runs in (CONTRACT §5).
+"""Find the serotiny project a command runs in.
 
 A project root is the nearest folder, from the working directory upward,
 holding a ``.serotiny`` file (its content: the package name, as the

@@ -18,8 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 
 from serotiny_core import assembly
-from serotiny_core.hydra_app import RunContext
-from serotiny_core.job import Job, global_rank
+from serotiny_core.job import Job, RunContext, global_rank
 from serotiny_core.session import Session
 from serotiny_core.summary import write_result
 

@@ -28,8 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from serotiny_core import fluent, lightning_ns
 from serotiny_core.errors import ConfigError, Interrupted
-from serotiny_core.hydra_app import RunContext
-from serotiny_core.job import Job, global_rank, override_key
+from serotiny_core.job import Job, RunContext, global_rank, override_key
 from serotiny_core.tracking import MODE_TAG, TrackingSettings, embedded_store, run_tags
 from serotiny_core.tracking_process import TrackingProcess, discard_spare
 

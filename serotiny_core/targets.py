@@ -1,22 +1,23 @@
 """Resolve and check every ``_target_`` of a composed config before any work.
 
-Resolution order (CONTRACT §3): a registered component name or alias
-(``<plugin>:<name>`` on a clash), then an importable dotted path. Each
-``_target_`` node's keys are checked against the target's signature, so a
-typo like ``latent_dimm`` stops the command before any data is read.
+A ``_target_`` is looked up first as a registered component name or alias
+(``<plugin>:<name>`` where two plugins register the name), then as an
+importable dotted path. Each ``_target_`` node's keys are checked against
+the target's signature, so a typo like ``latent_dimm`` stops the command
+before any data is read.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
 import inspect
 from typing import Any, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from serotiny_core.errors import ConfigError
+from serotiny_core.imports import import_object
 from serotiny_core.plugins import Plugins, one_line
 from serotiny_core.registry import Registry
 
@@ -28,29 +29,6 @@ STRICT_ALLOWED = ("torch.nn.*", "torch.optim.*", "pytorch_lightning.callbacks.*"
                   "lightning.pytorch.callbacks.*", "lightning.pytorch.loggers.*",
                   "lightning.pytorch.Trainer", "lightning.Trainer")
 LIST_HINT = "see 'serotiny list-components'"
-
-
-def import_object(path: str) -> Any:
-    """Import ``pkg.mod.Attr`` (or ``pkg.mod:Attr``): the longest importable module, then attributes.
-
-    A module that exists but fails inside (its own missing dependency, a
-    syntax error) raises that error, not a misleading 'no such module'.
-    """
-    parts = path.replace(":", ".").split(".")
-    for split in range(len(parts), 0, -1):
-        module_name = ".".join(parts[:split])
-        try:
-            obj = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name and (module_name == error.name or module_name.startswith(error.name + ".")):
-                continue
-            raise
-        for position in range(split, len(parts)):
-            if not hasattr(obj, parts[position]):
-                raise ImportError(f"cannot import {'.'.join(parts[:position + 1])!r}")
-            obj = getattr(obj, parts[position])
-        return obj
-    raise ImportError(f"no module named {parts[0]!r}")
 
 
 def target_nodes(node: Any, path: str = "") -> Iterator[tuple[str, DictConfig]]:

@@ -23,8 +23,7 @@ import torch
 from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, default_collate,
                               get_worker_info)
 
-from serotiny_core.batch import INDEX_KEY
-from serotiny_core.errors import ConfigError, DataError, SerotinyError
+from serotiny_core import INDEX_KEY, ConfigError, DataError, SerotinyError
 from serotiny_plugins.loaders import as_list
 from serotiny_plugins.manifest import (LOADER_SPLITS, Manifest, check_columns, loaders_per_split,
                                        manifest_columns, read_manifest, split_namer)
@@ -177,7 +176,7 @@ def _gatherable(whole: torch.Tensor, shuffled: bool) -> torch.Tensor:
     """A whole-manifest tensor as a split reads it: row-contiguous when shuffled.
 
     A shuffled batch gathered from a column-major view (what pandas gives for
-    the float block of a CSV manifest) is ~20x slower; batches read in order
+    the float block of a CSV manifest) is an order of magnitude slower; batches read in order
     are fast either way, so they keep ``whole`` as it is, sharing the frame's
     memory. A parquet manifest's float columns are row-major already: no copy.
     """
@@ -312,8 +311,8 @@ class ManifestDatamodule(pl.LightningDataModule):
         """Build the datasets of ``splits``, running each ``load_frame`` once for all of them.
 
         Splits share each whole-manifest tensor rather than copying their rows
-        out of it: the copies (+0.9x the data for train and val on 1M rows)
-        were the largest part of setup's peak, and gathering a batch through
+        out of it: the copies were the largest part of setup's peak
+        (figures: bench/README.md, datamodule), and gathering a batch through
         the split's rows costs about the same as from a copy.
         """
         whole: dict[int, torch.Tensor] = {}

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from serotiny_core.errors import DataError
+from serotiny_core import DataError
 from serotiny_plugins.loaders import numpy_dtype, require_columns, row_label
 
 _TIFF = (".tif", ".tiff")

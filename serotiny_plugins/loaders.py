@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from serotiny_core.errors import ConfigError, DataError
+from serotiny_core import ConfigError, DataError
 
 # Rows checked for NaN at a time: bounds the temporary boolean mask to a few MB.
 _FINITE_CHUNK = 65536

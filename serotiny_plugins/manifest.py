@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from serotiny_core.errors import ConfigError, DataError
+from serotiny_core import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 LOADER_SPLITS = (*SPLITS, "predict")
@@ -30,9 +30,8 @@ SPLIT_ALIASES = {
     "test": "test", "testing": "test",
 }
 # Float columns of a parquet manifest are decoded this many bytes at a time (4
-# columns of 1M float32 rows), arrow holding ~3x that meanwhile. On 1M x 100
-# float32: +57 MB over the matrix and 1.3 s; 1 column at a time +23 MB, 2.0 s;
-# 8 columns +99 MB, 1.1 s.
+# columns of 1M float32 rows), arrow holding ~3x that meanwhile: fewer columns
+# at a time cost time, more cost memory (figures: bench/README.md, datamodule).
 _DECODE_BYTES = 16 * 2**20
 _TILE_ROWS = 4096  # matrix rows filled at a time from those columns
 # A split with no loaders of its own borrows the nearest one: evaluation splits
@@ -221,9 +220,9 @@ def _read_parquet(file: Path, columns: list[str]) -> pd.DataFrame:
     """``columns`` of a parquet file, its float columns views of one row-major matrix per dtype.
 
     ``pd.read_parquet`` held the arrow table and the frame converted from it at
-    once (2.4x the data on 1M x 100 float32 features), and arrow's allocator
-    kept the freed pages. Decoding the float columns one at a time straight
-    into their matrix keeps the peak near the data itself (1.2x), and
+    once, and arrow's allocator kept the freed pages. Decoding the float
+    columns a few at a time straight into their matrix keeps the peak near the
+    data itself (figures: bench/README.md, datamodule), and
     ``load_frame`` of those columns is then a view with rows contiguous, as a
     shuffled batch gathers them. The other columns (ids, paths, the split, a
     stored index) are read by pandas, as before.
@@ -284,7 +283,7 @@ def _fill_columns(matrix: np.ndarray, first: int, parquet: Any, names: list[str]
     """Decode ``names`` into ``matrix`` from its column ``first``, a tile of rows at a time.
 
     The tile's rows stay in cache while each column writes its part: writing
-    whole columns down a row-major matrix took 2x the CPU on 1M x 100.
+    whole columns down a row-major matrix is strided, and took about twice the CPU.
     """
     group = parquet.read(columns=names)
     columns = [group.column(name).to_numpy() for name in names]  # nulls: NaN

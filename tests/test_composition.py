@@ -1,6 +1,6 @@
-"""Other people's YAML composes with ours: seed-shaped defaults lists, keys without +, callback files.
+"""Other people's YAML composes with ours: defaults lists as users write them, keys without +, callback files.
 
-Each test runs the real CLI on a project laid out as the seed describes (its
+Each test runs the real CLI on a project laid out as a user's would be (its
 own train.yaml naming packaged, plugin and project options together), with a
 plugin installed as a real distribution.
 """

@@ -176,7 +176,7 @@ def test_version_and_help(tmp_path):
 
 def test_every_builtin_target_imports(tmp_path):
     code = ("from serotiny_core.plugins import get_plugins\n"
-            "from serotiny_core.targets import import_object\n"
+            "from serotiny_core import import_object\n"
             "p = get_plugins()\n"
             "for c in p.components:\n    import_object(c.target)\n"
             "print(len(p.components), len(p.broken))\n")

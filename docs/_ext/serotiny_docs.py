@@ -7,7 +7,7 @@
 * ``_generated/configs.md``: every config file the built-in plugin packages
   (``serotiny_config_dirs()``), by group, verbatim.
 * ``_generated/cli.md``: the ``--help`` of every command, from the parsers
-  the CLI itself uses (``serotiny_core.cli.build_parser`` and Hydra's).
+  the CLI itself uses (``serotiny_core.cli_parser.build_parser`` and Hydra's).
 
 The pages ``components.md`` and ``cli.md`` include these fragments. Files
 are rewritten only when their text changes, so incremental builds stay
@@ -28,7 +28,7 @@ from serotiny_core.component import KNOWN_KINDS, Component
 from serotiny_core.listing import skeleton
 from serotiny_core.plugins import BUILTIN_DISTRIBUTION, Plugins, get_plugins
 from serotiny_core.registry import Registry
-from serotiny_core.targets import import_object
+from serotiny_core.imports import import_object
 
 GENERATED = "_generated"
 HELP_WIDTH = "88"
@@ -237,7 +237,7 @@ def hydra_help(prog: str) -> str:
 
 
 def cli_markdown() -> str:
-    from serotiny_core.cli import RUN_COMMANDS, build_parser
+    from serotiny_core.cli_parser import RUN_COMMANDS, build_parser
 
     with help_width():
         parser = build_parser()

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from serotiny_core import Component
-from serotiny_core.targets import import_object
+from serotiny_core import Component, import_object
 from serotiny_example import serotiny_plugin
 from serotiny_example.loaders import LoadScaledColumns
 from serotiny_example.models import LinearAutoencoder
