@@ -51,7 +51,7 @@ def short_training(argv: list[str]) -> list[str]:
     kept = [a for a in argv if not a.startswith(keys)]
     if "-m" in kept or "--multirun" in kept:
         kept = [_two_values(a) for a in kept]
-    return kept + short
+    return [kept[0], *short, *kept[1:]]  # before any flag: Hydra takes overrides in one run
 
 
 def serotiny(argv: list[str]) -> tuple[int, str, str]:
