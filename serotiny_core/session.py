@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
+from serotiny_core.checkpoint_info import checkpoint_epoch
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job, global_rank
@@ -203,12 +204,10 @@ def completed_epochs(ckpt: Path) -> int:
     """How many epochs a Lightning checkpoint has finished.
 
     serotiny's checkpoints are written at the end of an epoch, when the
-    checkpoint's ``epoch`` is still that epoch's (0-based) index.
+    checkpoint's ``epoch`` is still that epoch's (0-based) index. Read
+    without unpickling any code: the checkpoint may come from anywhere.
     """
-    import torch
-
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    return int(state.get("epoch", -1)) + 1
+    return checkpoint_epoch(ckpt) + 1
 
 
 @contextlib.contextmanager
