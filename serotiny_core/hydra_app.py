@@ -19,7 +19,8 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 from serotiny_core import resolvers, tracking_process
-from serotiny_core.job import global_rank, override_key, rank_overrides, share_with_ranks
+from serotiny_core.job import (global_rank, override_key, rank_overrides, share_with_ranks,
+                               standard_start_method)
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
 from serotiny_core.project import Project, find_project, require_project
@@ -61,6 +62,13 @@ class JobFailed(BaseException):
     def __init__(self, error: BaseException) -> None:
         super().__init__(error)
         self.error = error
+
+    def __reduce__(self) -> tuple:
+        """Pickled when the job ran in another process (joblib): the error goes as the CLI
+        reports it, since its chain of causes, where serotiny's own error sits, is not pickled."""
+        from serotiny_core.hydra_errors import translate
+
+        return JobFailed, (translate(self.error),)
 
 
 @dataclass
@@ -107,6 +115,7 @@ def _task(context: RunContext) -> Callable[[Any], Any]:
     def task(cfg: Any) -> float | None:
         from serotiny_core.runner import run
 
+        standard_start_method()
         try:
             with _own_ddp_processes():
                 result = run(cfg, context)
@@ -197,10 +206,17 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
             _run_hydra(args=args, args_parser=parser, task_function=_task(context),
                        config_path=str(project.config_dir), config_name=mode)
         except JobFailed as failed:
-            raise failed.error from None
+            raise failed.error from _remote_traceback(failed)
         finally:
             tracking_process.discard_spare()
     return 0
+
+
+def _remote_traceback(failed: JobFailed) -> BaseException | None:
+    """The job's traceback where it ran in another process (joblib attaches it as the cause),
+    so --debug shows where the job failed, not only where its error was raised again here."""
+    cause = failed.__cause__
+    return None if cause is None or cause is failed.error else cause
 
 
 def _runs_one_job(args: Any) -> bool:

@@ -103,3 +103,18 @@ def rank_overrides(overrides: list[str]) -> list[str] | None:
     job = json.loads(shared)
     return [*job["overrides"], "hydra.mode=RUN", f'hydra.run.dir="{job["output_dir"]}"',
             *RANK_OWN_OVERRIDES]
+
+
+def standard_start_method() -> None:
+    """Processes a job starts (DataLoader workers) start the platform's usual way.
+
+    joblib's process workers (loky) make ``loky`` their default start method,
+    which starts only loky's own processes: torch's DataLoader workers, plain
+    ``multiprocessing`` processes, fail there. Other launchers run jobs where
+    the default is the platform's already; there this changes nothing.
+    """
+    import multiprocessing
+
+    usual = multiprocessing.get_all_start_methods()
+    if multiprocessing.get_start_method(allow_none=True) not in (None, *usual):
+        multiprocessing.set_start_method(usual[0], force=True)
