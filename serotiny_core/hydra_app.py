@@ -24,6 +24,7 @@ from serotiny_core.job import (global_rank, override_key, rank_overrides, share_
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
 from serotiny_core.project import Project, find_project, require_project
+from serotiny_core.redact import redact_hydra_files
 
 HYDRA_VERSION_BASE = "1.3"
 RUN_HELP = """usage: serotiny {mode} [OVERRIDE ...] [-m] [--cfg {{job,hydra,all}}] [--info [searchpath,...]]
@@ -116,6 +117,7 @@ def _task(context: RunContext) -> Callable[[Any], Any]:
         from serotiny_core.runner import run
 
         standard_start_method()
+        redact_hydra_files()
         try:
             with _own_ddp_processes():
                 result = run(cfg, context)

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from serotiny_core.redact import redact_text
+
 
 @dataclass(frozen=True)
 class Job:
@@ -31,7 +33,7 @@ class Job:
         hydra = HydraConfig.get()
         return cls(output_dir=Path(hydra.runtime.output_dir),
                    num=int(hydra.job.get("num", 0) or 0),
-                   overrides=tuple(hydra.overrides.task),
+                   overrides=tuple(redact_text(o) for o in hydra.overrides.task),
                    multirun=hydra.mode == RunMode.MULTIRUN,
                    config_name=str(hydra.job.config_name))
 
