@@ -86,9 +86,9 @@ def trainer(cfg: DictConfig, job: Job, loggers: list[Any], checkpointing: bool,
     callbacks = _callbacks(cfg.trainer.get("callbacks"))
     if checkpointing and node.get("enable_checkpointing", True) is not False:
         _ensure_last_checkpoint(callbacks, job.output_dir / "checkpoints")
-    from serotiny_core.guards import FirstBatchRecorder  # Lightning: imported once a fit is near
+    from serotiny_core.guards import FirstBatchRecorder, StopOnSignal  # Lightning: once a fit is near
 
-    callbacks += [FirstBatchRecorder(), *(extra or [])]
+    callbacks += [FirstBatchRecorder(), StopOnSignal(), *(extra or [])]
     node.setdefault("default_root_dir", str(job.output_dir))
     return instantiate(node, callbacks=callbacks, logger=loggers or False)
 

@@ -6,6 +6,8 @@ from typing import Any, Mapping
 
 from pytorch_lightning import Callback
 
+from serotiny_core import interrupts
+
 
 def describe_batch(batch: Any) -> str:
     """``x: [64, 100] float32, y: [64, 1] float32``: what a model was fed."""
@@ -40,3 +42,20 @@ class FirstBatchRecorder(Callback):
     def on_validation_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int,
                                   dataloader_idx: int = 0) -> None:
         self._record(trainer, batch)
+
+
+class StopOnSignal(Callback):
+    """Stops the fit at the next batch after a Ctrl-C or SIGTERM that was swallowed
+    (see :mod:`serotiny_core.interrupts`), instead of training to the end."""
+
+    def on_train_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        interrupts.check()
+
+    def on_validation_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        interrupts.check()
+
+    def on_test_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        interrupts.check()
+
+    def on_predict_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        interrupts.check()

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
 from serotiny_core.checkpoint_info import checkpoint_epoch
+from serotiny_core import interrupts
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.hydra_app import RunContext
 from serotiny_core.job import Job, global_rank
@@ -61,6 +60,7 @@ class Session:
     @contextlib.contextmanager
     def connect(cls, cfg: DictConfig, context: RunContext, job: Job) -> Iterator["Session"]:
         """Start the MLflow process (no run yet); it is gone when the block ends."""
+        interrupts.check()  # a sweep stopped by Ctrl-C starts no further job
         settings = tracking_settings(cfg, context, job)
         tracker = TrackingProcess(settings) if settings is not None and global_rank() == 0 else None
         if tracker is None:
@@ -76,17 +76,23 @@ class Session:
         """The MLflow run, open for the block and ended by how the block ends."""
         if self.tracker is not None:
             self._open(cfg)
-        with _sigterm_as_interrupt():
+        with interrupts.caught():
             try:
                 yield self
+                interrupts.check()  # a Ctrl-C swallowed on the way still ends the job as one
             except (KeyboardInterrupt, SystemExit) as stop:
-                self._end("KILLED")
-                raise Interrupted(f"{self.context.mode} interrupted; {self._kept()}",
-                                  hint="run the same command again to resume") from stop
+                self._interrupted(stop)
             except BaseException as error:
+                if interrupts.requested():  # e.g. DataLoader workers that the Ctrl-C ended
+                    self._interrupted(error)
                 self._end("FAILED", error)
                 raise
         self._end("FINISHED")
+
+    def _interrupted(self, cause: BaseException) -> None:
+        self._end("KILLED")
+        raise Interrupted(f"{self.context.mode} interrupted; {self._kept()}",
+                          hint="run the same command again to resume") from cause
 
     def _open(self, cfg: DictConfig) -> None:
         assert self.tracker is not None
@@ -208,20 +214,3 @@ def completed_epochs(ckpt: Path) -> int:
     without unpickling any code: the checkpoint may come from anywhere.
     """
     return checkpoint_epoch(ckpt) + 1
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler ending a job) takes the same path as Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
