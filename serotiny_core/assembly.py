@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,10 @@ def _check_checkpoint(ckpt_path: Any) -> None:
 def _explain(error: Exception, trainer: Any, model: Any, ckpt_path: Any) -> SerotinyError | None:
     """A one-line cause for the failures users make most: wrong checkpoint, wrong shapes."""
     text = str(error)
+    if ckpt_path and isinstance(error, pickle.UnpicklingError):
+        return ConfigError(f"checkpoint {ckpt_path} holds pickled objects that could run code, "
+                           "and was loaded with weights_only=True (as --strict does)",
+                           hint="use a checkpoint from a source you trust, without --strict")
     if ckpt_path and ("state_dict" in text or "hyper_parameters" in text):
         return ConfigError(f"checkpoint {ckpt_path} does not fit {type(model).__name__}: "
                            f"{text.strip().splitlines()[0]}",
