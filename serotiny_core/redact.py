@@ -18,11 +18,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 MASK = "***"
-SECRET_WORDS = r"pass(?:word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?"
+SECRET_WORDS = (r"pass(?:word|wd|phrase)?|secret|secret[_-]?key|token|api[_-]?key|access[_-]?key"
+                r"|private[_-]?key|credentials?")
 SECRET_KEY = re.compile(rf"(?:^|[._/-])(?:{SECRET_WORDS})$", re.IGNORECASE)
 # key=value inside a longer text (an override, Hydra's override_dirname "a=1,b.token=x")
-SECRET_ASSIGNMENT = re.compile(rf"(?P<key>[\w.+~/@-]*(?:{SECRET_WORDS}))=(?P<value>[^,\s]*)",
-                               re.IGNORECASE)
+SECRET_ASSIGNMENT = re.compile(
+    rf"(?<![\w.+~/@-])(?P<key>(?:[\w.+~/@-]*[._/+~-])?(?:{SECRET_WORDS}))=(?P<value>[^,\s]*)",
+    re.IGNORECASE)
 URI_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*):(?P<password>[^/@\s]+)@",
                           re.IGNORECASE)
 ENV_INTERPOLATION = "${oc.env:"
