@@ -56,3 +56,11 @@ def test_a_plugin_that_prints_keeps_json_listing_valid(site, site_env, tmp_path)
     assert result.code == 0, result.text
     assert "Chatty" in {c["name"] for c in json.loads(result.out)["components"]}
     assert "hello from a chatty plugin" in result.err and "declaring my components" in result.err
+
+
+def test_a_run_names_a_slow_plugin_while_it_waits_for_it(project, site, site_env):
+    make_plugin(site, "serotiny-sleepy", "1.0", "sleepy", "sleepy_pkg.plugin",
+                "import time\ntime.sleep(6)\n")
+    result = run_cli("train", "--cfg", "job", cwd=project, env=site_env, timeout=120)
+    assert result.code == 0, result.text
+    assert "still importing plugin 'sleepy' (sleepy_pkg.plugin) after 5 s" in result.err
