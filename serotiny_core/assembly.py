@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import gc
 import logging
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -129,10 +130,10 @@ def trainer(cfg: DictConfig, job: Job, model: LightningModule, loggers: list[Log
     lightning_ns.check_callbacks(callbacks, namespace)
     if checkpointing and node.get("enable_checkpointing", True) is not False:
         _ensure_last_checkpoint(callbacks, job.output_dir / "checkpoints", namespace)
-    from serotiny_core.guards import FirstBatchRecorder
+    from serotiny_core.guards import FirstBatchRecorder, StopOnSignal
 
     callbacks += [lightning_ns.adopt(helper, "Callback", namespace)
-                  for helper in (FirstBatchRecorder(), *(extra or []))]
+                  for helper in (FirstBatchRecorder(), StopOnSignal(), *(extra or []))]
     ours = [lightning_ns.adopt(logger, "loggers.MLFlowLogger", namespace) for logger in loggers]
     node.setdefault("default_root_dir", str(job.output_dir))
     return instantiate(node, callbacks=callbacks, logger=[*ours, *_loggers(spec.get("logger"))] or False)
@@ -148,6 +149,10 @@ def _explain(error: Exception, trainer: Trainer, model: LightningModule,
              ckpt_path: Any) -> SerotinyError | None:
     """A one-line cause for the failures users make most: wrong checkpoint, wrong shapes."""
     text = str(error)
+    if ckpt_path and isinstance(error, pickle.UnpicklingError):
+        return ConfigError(f"checkpoint {ckpt_path} holds pickled objects that could run code, "
+                           "and was loaded with weights_only=True (as --strict does)",
+                           hint="use a checkpoint from a source you trust, without --strict")
     if ckpt_path and ("state_dict" in text or "hyper_parameters" in text):
         return ConfigError(f"checkpoint {ckpt_path} does not fit {type(model).__name__}: "
                            f"{text.strip().splitlines()[0]}",

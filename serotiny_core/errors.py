@@ -22,6 +22,10 @@ class SerotinyError(Exception):
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def __reduce__(self) -> tuple:
+        """Pickled whole, hint included: a job run in another process (joblib) sends its error back."""
+        return type(self), (self.message, self.hint)
+
 
 class ConfigError(SerotinyError):
     """The command line, a config file or a project layout is wrong."""

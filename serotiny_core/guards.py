@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from serotiny_core import interrupts
+
 
 def describe_batch(batch: Any) -> str:
     """``x: [64, 100] float32, y: [64, 1] float32``: what a model was fed."""
@@ -39,3 +41,21 @@ class FirstBatchRecorder:
     def on_validation_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int,
                                   dataloader_idx: int = 0) -> None:
         self._record(trainer, batch)
+
+
+class StopOnSignal:
+    """Stops the fit at the next batch after a Ctrl-C or SIGTERM that was swallowed
+    (see :mod:`serotiny_core.interrupts`), instead of training to the end. A Lightning
+    Callback once the trainer is built (see :func:`serotiny_core.lightning_ns.adopt`)."""
+
+    def on_train_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        interrupts.check()
+
+    def on_validation_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        interrupts.check()
+
+    def on_test_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        interrupts.check()
+
+    def on_predict_batch_start(self, *args: Any, **kwargs: Any) -> None:
+        interrupts.check()

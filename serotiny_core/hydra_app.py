@@ -20,11 +20,13 @@ from typing import Any, Callable, ClassVar, Iterator
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-from serotiny_core import component_source, composition, resolvers, tracking_process
-from serotiny_core.job import RunContext, global_rank, override_key, rank_overrides, share_with_ranks
+from serotiny_core import component_source, composition, interrupts, resolvers, tracking_process
+from serotiny_core.job import (RunContext, global_rank, override_key, rank_overrides,
+                               share_with_ranks, standard_start_method)
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
 from serotiny_core.project import Project, find_project, require_project
+from serotiny_core.redact import redact_hydra_files
 
 HYDRA_VERSION_BASE = "1.3"
 RUN_HELP = """usage: serotiny {mode} [OVERRIDE ...] [-m] [--cfg {{job,hydra,all}}] [--info [searchpath,...]]
@@ -64,6 +66,13 @@ class JobFailed(BaseException):
         super().__init__(error)
         self.error = error
 
+    def __reduce__(self) -> tuple:
+        """Pickled when the job ran in another process (joblib): the error goes as the CLI
+        reports it, since its chain of causes, where serotiny's own error sits, is not pickled."""
+        from serotiny_core.hydra_errors import translate
+
+        return JobFailed, (translate(self.error),)
+
 
 def _install_search_path(plugins: Plugins) -> None:
     from hydra.core.plugins import Plugins as HydraPlugins
@@ -94,6 +103,8 @@ def _task(context: RunContext) -> Callable[[Any], Any]:
     def task(cfg: Any) -> float | None:
         from serotiny_core.runner import run
 
+        standard_start_method()
+        redact_hydra_files()
         try:
             with _own_ddp_processes():
                 result = run(cfg, context)
@@ -180,15 +191,22 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
         args.overrides, args.multirun = ranked, False
     version.setbase(HYDRA_VERSION_BASE)
     GlobalHydra.instance().clear()  # a second command in one process (tests, notebooks)
-    with _errors_returned():
+    with _errors_returned(), interrupts.caught():  # a Ctrl-C between a sweep's jobs is kept too
         try:
             _run_hydra(args=args, args_parser=parser, task_function=_task(context),
                        config_path=str(project.config_dir), config_name=mode)
         except JobFailed as failed:
-            raise failed.error from None
+            raise failed.error from _remote_traceback(failed)
         finally:
             tracking_process.discard_spare()
     return 0
+
+
+def _remote_traceback(failed: JobFailed) -> BaseException | None:
+    """The job's traceback where it ran in another process (joblib attaches it as the cause),
+    so --debug shows where the job failed, not only where its error was raised again here."""
+    cause = failed.__cause__
+    return None if cause is None or cause is failed.error else cause
 
 
 def _runs_one_job(args: Any) -> bool:

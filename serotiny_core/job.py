@@ -16,6 +16,7 @@ from pathlib import Path
 
 from serotiny_core.plugins import Plugins
 from serotiny_core.project import Project
+from serotiny_core.redact import redact_text
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Job:
         hydra = HydraConfig.get()
         return cls(output_dir=Path(hydra.runtime.output_dir),
                    num=int(hydra.job.get("num", 0) or 0),
-                   overrides=tuple(hydra.overrides.task),
+                   overrides=tuple(redact_text(o) for o in hydra.overrides.task),
                    multirun=hydra.mode == RunMode.MULTIRUN,
                    config_name=str(hydra.job.config_name))
 
@@ -129,3 +130,18 @@ def rank_overrides(overrides: list[str]) -> list[str] | None:
     job = json.loads(shared)
     return [*job["overrides"], "hydra.mode=RUN", f'hydra.run.dir="{job["output_dir"]}"',
             *RANK_OWN_OVERRIDES]
+
+
+def standard_start_method() -> None:
+    """Processes a job starts (DataLoader workers) start the platform's usual way.
+
+    joblib's process workers (loky) make ``loky`` their default start method,
+    which starts only loky's own processes: torch's DataLoader workers, plain
+    ``multiprocessing`` processes, fail there. Other launchers run jobs where
+    the default is the platform's already; there this changes nothing.
+    """
+    import multiprocessing
+
+    usual = multiprocessing.get_all_start_methods()
+    if multiprocessing.get_start_method(allow_none=True) not in (None, *usual):
+        multiprocessing.set_start_method(usual[0], force=True)

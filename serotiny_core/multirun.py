@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from serotiny_core import resolvers
+from serotiny_core.redact import redact_yaml_file
 from serotiny_core.summary import print_multirun_summary, read_results, result_files
 
 OVERRIDE = f"++hydra.callbacks.serotiny._target_={__name__}.MultirunCallback"
@@ -48,7 +49,7 @@ def prepare_store(config: DictConfig) -> None:
     settings = TrackingSettings.from_config(OmegaConf.create(values),
                                             default_experiment=resolvers.project_name())
     if settings is not None:
-        check_reachable(settings.tracking_uri)
+        check_reachable(settings.tracking_uri, settings.credentials)
         with store_lock(settings.tracking_uri):  # another command may be creating it too
             Tracker(settings).experiment_id()
 
@@ -65,6 +66,7 @@ class MultirunCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        redact_yaml_file(sweep_dir / "multirun.yaml")
         results = read_results(sweep_dir, self.before)
         if results:
             print_multirun_summary(results, sweep_dir)

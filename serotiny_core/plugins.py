@@ -12,15 +12,18 @@ importing them; running commands import every plugin (:func:`get_plugins`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass, field
 from collections import defaultdict
 from functools import lru_cache
 from types import ModuleType
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pluggy
 
@@ -29,6 +32,11 @@ from serotiny_core.component import Component
 from serotiny_core.plugin_cache import Declared, PluginCache
 
 DISABLE_ENV = "SEROTINY_DISABLE_PLUGINS"
+# Listing gives up on a plugin whose import takes longer than this (seconds);
+# runs wait for it, naming it on stderr once it has taken SLOW_IMPORT_S.
+IMPORT_LIMIT_ENV = "SEROTINY_PLUGIN_IMPORT_TIMEOUT"
+DEFAULT_IMPORT_LIMIT_S = 30.0
+SLOW_IMPORT_S = 5.0
 # The distribution that ships the built-in components: its config folder
 # goes last on the search path so that every other plugin can override it.
 BUILTIN_DISTRIBUTION = "serotiny"
@@ -160,9 +168,61 @@ def _mark_broken(plugins: Plugins, info: PluginInfo, error: str) -> None:
     plugins.loaded = [p for p in plugins.loaded if p.name != info.name]
 
 
-def _register(plugins: Plugins, ep: metadata.EntryPoint, info: PluginInfo) -> bool:
+class ImportTimeout(Exception):
+    """A plugin's import took longer than listing allows."""
+
+
+def import_limit() -> float:
+    """Listing's limit on one plugin's import, from ``SEROTINY_PLUGIN_IMPORT_TIMEOUT`` (seconds)."""
     try:
-        plugins.manager.register(_hooks_of(ep.load(), ep.name), name=ep.name)
+        return max(float(os.environ.get(IMPORT_LIMIT_ENV, DEFAULT_IMPORT_LIMIT_S)), 0.1)
+    except ValueError:
+        return DEFAULT_IMPORT_LIMIT_S
+
+
+def _say_slow(ep: metadata.EntryPoint) -> None:
+    print(f"serotiny: still importing plugin {ep.name!r} ({ep.value}) after {SLOW_IMPORT_S:g} s; "
+          f"{DISABLE_ENV}={ep.name} skips it", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`ImportTimeout` in the block after ``seconds`` (main thread only, via SIGALRM:
+    the import runs where it always runs, and a sleep or a network wait is interrupted)."""
+    usable = seconds is not None and hasattr(signal, "setitimer") and (
+        threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise ImportTimeout(f"still importing after {seconds:g} s (limit: {IMPORT_LIMIT_ENV})")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _load(ep: metadata.EntryPoint, limit: float | None) -> Any:
+    """Import the entry point's module, named on stderr when it is slow; under ``limit``, bounded."""
+    note = threading.Timer(SLOW_IMPORT_S, _say_slow, (ep,))
+    note.daemon = True
+    note.start()
+    try:
+        with _time_limit(limit):
+            return ep.load()
+    finally:
+        note.cancel()
+
+
+def _register(plugins: Plugins, ep: metadata.EntryPoint, info: PluginInfo,
+              limit: float | None = None) -> bool:
+    try:
+        plugins.manager.register(_hooks_of(_load(ep, limit), ep.name), name=ep.name)
     except Exception as error:
         _mark_broken(plugins, info, f"cannot load {ep.value!r}: {one_line(error)}")
         return False
@@ -211,13 +271,23 @@ def _declare(plugins: Plugins, asked: list[Asked], cache: PluginCache | None) ->
 
 
 def discover(entry_points: Callable[[], list[metadata.EntryPoint]] = _entry_points,
-             cache: PluginCache | None = None) -> Plugins:
+             cache: PluginCache | None = None, limit: float | None = None) -> Plugins:
     """Load every ``serotiny.plugins`` entry point, isolating failures.
 
     With a ``cache``, a plugin whose hook results it holds is neither
     imported nor registered with the manager: fit for listing, not for
-    running, where importing a plugin may matter by itself.
+    running, where importing a plugin may matter by itself. A plugin whose
+    import takes longer than ``limit`` seconds is recorded as broken.
+
+    What plugins print while they load goes to stderr: stdout belongs to
+    the command (``list-components --json`` is read by programs).
     """
+    with contextlib.redirect_stdout(sys.stderr):
+        return _discover(entry_points, cache, limit)
+
+
+def _discover(entry_points: Callable[[], list[metadata.EntryPoint]], cache: PluginCache | None,
+              limit: float | None) -> Plugins:
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     plugins = Plugins(manager=manager)
@@ -237,7 +307,7 @@ def discover(entry_points: Callable[[], list[metadata.EntryPoint]] = _entry_poin
             cached = cache.get(ep) if cache is not None else None
             if cached is not None:
                 plugins.loaded.append(info)
-            elif not _register(plugins, ep, info):
+            elif not _register(plugins, ep, info, limit):
                 continue
             claimed.add(ep.name)
             asked.append((ep, info, cached))
@@ -255,7 +325,7 @@ def get_plugins() -> Plugins:
 
 def listed_plugins() -> Plugins:
     """The plugins as a listing sees them: hook results from the cache where it has them."""
-    return discover(cache=PluginCache.open())
+    return discover(cache=PluginCache.open(), limit=import_limit())
 
 
 def ordered_config_dirs(plugins: Plugins) -> list[tuple[str, str]]:

@@ -49,6 +49,16 @@ class Registry:
             )
         return found[0] if found else None
 
+    def registers_target(self, target: str) -> bool:
+        """Whether ``target`` (``pkg.mod.Attr`` or ``pkg.mod:Attr``) is a registered component's.
+
+        A resolved config names its components by import path; a config
+        resolved again (test/predict check the run's model after the rest)
+        must still count them as registered.
+        """
+        wanted = target.replace(":", ".")
+        return any(c.target.replace(":", ".") == wanted for c in self._components)
+
     def clashes(self) -> dict[str, list[Component]]:
         """Unqualified names that two or more plugins register for different targets."""
         return {

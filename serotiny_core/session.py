@@ -18,15 +18,14 @@ import json
 import logging
 import os
 import re
-import signal
-import threading
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from serotiny_core import fluent, lightning_ns
+from serotiny_core import fluent, interrupts, lightning_ns
+from serotiny_core.checkpoint_info import checkpoint_epoch
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.job import Job, RunContext, global_rank, override_key
 from serotiny_core.tracking import MODE_TAG, TrackingSettings, embedded_store, run_tags
@@ -81,6 +80,7 @@ class Session:
     @contextlib.contextmanager
     def connect(cls, cfg: DictConfig, context: RunContext, job: Job) -> Iterator["Session"]:
         """Start the MLflow process (no run yet); it is gone when the block ends."""
+        interrupts.check()  # a sweep stopped by Ctrl-C starts no further job
         settings = tracking_settings(cfg, context, job)
         tracker = TrackingProcess(settings) if settings is not None and global_rank() == 0 else None
         if tracker is None:
@@ -96,17 +96,23 @@ class Session:
         """The MLflow run, open for the block and ended by how the block ends."""
         if self.tracker is not None:
             self._open(cfg)
-        with _sigterm_as_interrupt():
+        with interrupts.caught():
             try:
                 yield self
+                interrupts.check()  # a Ctrl-C swallowed on the way still ends the job as one
             except (KeyboardInterrupt, SystemExit) as stop:
-                self._end("KILLED")
-                raise Interrupted(f"{self.context.mode} interrupted; {self._kept()}",
-                                  hint="run the same command again to resume") from stop
+                self._interrupted(stop)
             except BaseException as error:
+                if interrupts.requested():  # e.g. DataLoader workers that the Ctrl-C ended
+                    self._interrupted(error)
                 self._end("FAILED", error)
                 raise
         self._end("FINISHED")
+
+    def _interrupted(self, cause: BaseException) -> None:
+        self._end("KILLED")
+        raise Interrupted(f"{self.context.mode} interrupted; {self._kept()}",
+                          hint="run the same command again to resume") from cause
 
     def _open(self, cfg: DictConfig) -> None:
         """train opens (or resumes) its run; test/predict open a run of their own.
@@ -140,6 +146,7 @@ class Session:
         """``mlflow.*`` calls of the job's own code go to this run."""
         tracker = self.tracker
         assert tracker is not None
+        tracker.settings.use_credentials()  # as in the MLflow process; the job's env is restored after it
         fluent.attach(tracker.settings.tracking_uri,
                       lambda: (tracker.state.experiment_id, tracker.state.run_id))
 
@@ -348,26 +355,7 @@ def completed_epochs(ckpt: Path) -> int:
     """How many epochs a Lightning checkpoint has finished.
 
     serotiny's checkpoints are written at the end of an epoch, when the
-    checkpoint's ``epoch`` is still that epoch's (0-based) index.
+    checkpoint's ``epoch`` is still that epoch's (0-based) index. Read
+    without unpickling any code: the checkpoint may come from anywhere.
     """
-    import torch
-
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    return int(state.get("epoch", -1)) + 1
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler ending a job) takes the same path as Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return checkpoint_epoch(ckpt) + 1

@@ -82,12 +82,17 @@ class TargetResolver:
             raise ConfigError(f"{path}._target_{_from_file(path)}: unknown target {value!r}: "
                               f"no component has that name",
                               hint=self._suggestion(value))
-        if self.strict and not any(fnmatch.fnmatchcase(target, p) for p in self.allow):
+        if self.strict and not self._allowed(target):
             raise ConfigError(
                 f"{path}._target_: --strict refuses {value!r}, which is neither a registered "
                 f"component nor on the allow-list ({', '.join(self.allow)})",
                 hint="add a pattern to [tool.serotiny] allow_targets in pyproject.toml")
         return target
+
+    def _allowed(self, target: str) -> bool:
+        """Under --strict: a registered component's import path, or one the allow-list matches."""
+        return (self.registry.registers_target(target)
+                or any(fnmatch.fnmatchcase(target, pattern) for pattern in self.allow))
 
     def _import(self, path: str, value: str, target: str) -> Any:
         try:

@@ -11,6 +11,7 @@ warning at the end.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
@@ -26,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from serotiny_core import __version__
 from serotiny_core.errors import ConfigError, TrackingError
 from serotiny_core.plugins import one_line
+from serotiny_core.redact import redact_text
 
 log = logging.getLogger("serotiny")
 
@@ -40,6 +42,7 @@ REACH_TIMEOUT_S = 10
 STORE_LOCK_TIMEOUT_S = 600
 # MLflow retries an unreachable server for minutes by default; a few short
 # tries keep a dead server from stalling a training loop.
+USERNAME_ENV, PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
@@ -55,12 +58,14 @@ class TrackingSettings:
     tags: dict[str, str] = field(default_factory=dict)
     artifact_location: str | None = None
     log_checkpoints: str | bool = "last"
+    # user and password taken out of tracking_uri; never written, never printed
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, node: Any, default_experiment: str) -> "TrackingSettings | None":
         """None when ``tracking_uri`` is null: tracking is off."""
         values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else {}
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) - {"credentials"}
         unknown = sorted(set(values) - known - {"autolog"})
         if unknown:
             raise ConfigError(f"mlflow: unknown key {unknown[0]!r}",
@@ -73,7 +78,23 @@ class TrackingSettings:
         values.pop("autolog", None)
         values["experiment_name"] = values.get("experiment_name") or default_experiment
         values["tags"] = {str(k): str(v) for k, v in (values.get("tags") or {}).items()}
+        values["tracking_uri"], values["credentials"] = split_credentials(str(values["tracking_uri"]))
         return cls(**values)
+
+    def use_credentials(self) -> None:
+        """Hand the URI's user and password to MLflow the way it reads them: from its environment."""
+        if self.credentials is not None:
+            os.environ[USERNAME_ENV], os.environ[PASSWORD_ENV] = self.credentials
+
+
+def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
+    """``http://user:pass@host`` -> (``http://host``, (user, pass)); other URIs as they are."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or parts.password is None:
+        return uri, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = urllib.parse.unquote(parts.username or "")
+    return parts._replace(netloc=host).geturl(), (user, urllib.parse.unquote(parts.password))
 
 
 def embedded_store(root: Path) -> dict[str, str]:
@@ -132,7 +153,7 @@ def store_lock(uri: str) -> Iterator[None]:
                             hint="wait for the other serotiny command, or end it") from None
 
 
-def check_reachable(uri: str) -> None:
+def check_reachable(uri: str, credentials: tuple[str, str] | None = None) -> None:
     """Fail in seconds, naming the URI, when an HTTP tracking server does not answer."""
     if uri.startswith("file:"):
         raise ConfigError(f"mlflow.tracking_uri {uri!r}: MLflow 3.13+ refuses file: stores",
@@ -142,8 +163,12 @@ def check_reachable(uri: str) -> None:
         return
     if not is_server(uri):
         return
+    request = urllib.request.Request(f"{uri.rstrip('/')}/health")
+    if credentials is not None:
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REACH_TIMEOUT_S):
+        with urllib.request.urlopen(request, timeout=REACH_TIMEOUT_S):
             pass
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
@@ -196,6 +221,7 @@ class Tracker:
     def __init__(self, settings: TrackingSettings) -> None:
         for key, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
+        settings.use_credentials()
         from mlflow.tracking import MlflowClient
 
         self.settings = settings
@@ -453,7 +479,7 @@ def run_tags(command: list[str], plugins: Any, output_dir: Path) -> dict[str, st
     User, source and git tags come from MLflow's own context providers, in
     the MLflow process (see :mod:`serotiny_core.run_context`).
     """
-    tags = {"serotiny.version": __version__, "serotiny.command": " ".join(["serotiny", *command]),
+    tags = {"serotiny.version": __version__, "serotiny.command": redact_text(" ".join(["serotiny", *command])),
             "serotiny.output_dir": str(output_dir)}
     for info in plugins.loaded:
         tags[f"serotiny.plugin.{info.name}"] = f"{info.distribution}=={info.version}"

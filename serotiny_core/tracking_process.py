@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from serotiny_core import channel
 from serotiny_core.errors import TrackingError
+from serotiny_core.redact import recordable
 from serotiny_core.tracking import RunState, TrackingSettings, check_reachable
 
 log = logging.getLogger("serotiny")
@@ -72,7 +73,7 @@ class TrackingProcess:
     """A Tracker in a process of its own, started at once so MLflow loads while the command does."""
 
     def __init__(self, settings: TrackingSettings) -> None:
-        check_reachable(settings.tracking_uri)
+        check_reachable(settings.tracking_uri, settings.credentials)
         self.settings = settings
         self._process, self._replies = _take_spare() or _spawn()
         self._requests = self._process.stdin.fileno() if self._process.stdin else -1
@@ -129,8 +130,9 @@ class TrackingProcess:
     # -- logging ---------------------------------------------------------------------------
 
     def log_config(self, cfg: DictConfig, artifact_name: str) -> None:
-        self._send("log_config", OmegaConf.to_container(cfg, resolve=True),
-                   OmegaConf.to_yaml(cfg, resolve=True), artifact_name)
+        """Params and the config artifact, without secrets (see :mod:`serotiny_core.redact`)."""
+        recorded = recordable(cfg)
+        self._send("log_config", recorded, OmegaConf.to_yaml(OmegaConf.create(recorded)), artifact_name)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self._send("set_tags", dict(tags))
