@@ -92,6 +92,7 @@ def _enter_project(project: Project) -> None:
     if root not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [root, *paths] if p)
     resolvers.set_project_root(project.root)
+    resolvers.mark_command()
 
 
 def _task(context: RunContext) -> Callable[[Any], Any]:

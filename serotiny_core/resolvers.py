@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 ROOT_ENV = "SEROTINY_PROJECT_ROOT"
+COMMAND_PID_ENV = "SEROTINY_COMMAND_PID"
 
 
 def set_project_root(root: Path) -> None:
@@ -31,9 +32,19 @@ def project_name() -> str:
     return Path(project_root()).name
 
 
+def mark_command() -> None:
+    """Make ``${process_id:}`` this command's process id here and in the processes it starts.
+
+    Launchers (joblib, submitit) resolve a job's folder again in their own
+    workers; with their own process ids there, jobs would write outside the
+    sweep folder the command reads the summary from.
+    """
+    os.environ[COMMAND_PID_ENV] = str(os.getpid())
+
+
 def process_id() -> str:
-    """This command's process id: unique among the commands running on a machine."""
-    return str(os.getpid())
+    """The command's process id: unique among the commands running on a machine."""
+    return os.environ.get(COMMAND_PID_ENV) or str(os.getpid())
 
 
 OmegaConf.register_new_resolver("project_root", project_root, replace=True)

@@ -51,7 +51,9 @@ def short_training(argv: list[str]) -> list[str]:
     kept = [a for a in argv if not a.startswith(keys)]
     if "-m" in kept or "--multirun" in kept:
         kept = [_two_values(a) for a in kept]
-    return [kept[0], *short, *kept[1:]]  # before any flag: Hydra takes overrides in one run
+    # Beside the page's own overrides: Hydra's parser takes them as one run of arguments.
+    first = next((i for i, a in enumerate(kept) if "=" in a or a.startswith(("~", "+"))), len(kept))
+    return [*kept[:first], *short, *kept[first:]]
 
 
 def serotiny(argv: list[str]) -> tuple[int, str, str]:

@@ -135,7 +135,9 @@ def test_plugin_on_lightning_pytorch_trains_tests_and_predicts(project, site, si
 
     tested = run_cli("test", "mlflow.run_name=lit", cwd=project, env=site_env)
     assert tested.code == 0, tested.text
-    assert "test_loss" in the_run(project, "lit").data.metrics
+    tested_run = the_run(project, "lit-test")  # a child of the train run (see docs/mlflow.md)
+    assert "test_loss" in tested_run.data.metrics
+    assert tested_run.data.tags["mlflow.parentRunId"] == run.info.run_id
     predicted = run_cli("predict", "mlflow.run_name=lit", cwd=project, env=site_env)
     assert predicted.code == 0, predicted.text
     [written] = (project / "outputs" / "predict").glob("*/*/predictions/predictions.parquet")
