@@ -54,6 +54,7 @@ def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> R
         if cfg.get("test_after_fit", False):
             assembly.evaluate(trainer, model, datamodule, assembly.best_or_last(trainer),
                               context.weights_only)
+        session.log_model(cfg, model, datamodule)
     return _result(cfg, context, job, session, fitted)
 
 

@@ -28,7 +28,9 @@ from serotiny_core import fluent, interrupts, lightning_ns
 from serotiny_core.checkpoint_info import checkpoint_epoch
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.job import Job, RunContext, global_rank, override_key
-from serotiny_core.tracking import MODE_TAG, TrackingSettings, embedded_store, run_tags
+from serotiny_core.plugins import one_line
+from serotiny_core.redact import recordable
+from serotiny_core.tracking import MODE_TAG, TrackingSettings, embedded_store, pin, run_tags
 from serotiny_core.tracking_process import TrackingProcess, discard_spare
 
 log = logging.getLogger("serotiny")
@@ -278,6 +280,41 @@ class Session:
         last = getattr(checkpoint, "last_model_path", "") if checkpoint else ""
         return f"last checkpoint: {last}" if last else "no checkpoint was written yet"
 
+    def _recorded_best(self, checkpoint: Any) -> str:
+        """The best checkpoint this run records (test/predict take it before the last), or ''."""
+        assert self.tracker is not None
+        if self.tracker.settings.log_checkpoints in ("last", "best", "all") and checkpoint.monitor:
+            return checkpoint.best_model_path or ""
+        return ""
+
+    def log_model(self, cfg: DictConfig, model: Any, datamodule: Any) -> None:
+        """The run as an MLflow model, from the checkpoint predict would take (best, else last).
+
+        Its example predictions are made here, where torch is loaded; the
+        MLflow process writes, logs and registers the model folder.
+        """
+        checkpoint = getattr(self.trainer, "checkpoint_callback", None)
+        if self.tracker is None or not self.tracker.settings.log_model or checkpoint is None:
+            return
+        from serotiny_core import served
+
+        config = {key: recordable(cfg)[key] for key in ("model", "data")}
+        ckpt = self._recorded_best(checkpoint) or checkpoint.last_model_path
+        problem = served.unwrappable(model, datamodule, config["data"]) or ("" if ckpt else "no checkpoint")
+        try:
+            example = None if problem else datamodule.frame("predict").head(served.EXAMPLE_ROWS)
+            output = None if problem else served.predict_rows(config, ckpt, example)
+        except Exception as error:  # the run is done and kept; only its model is missing
+            problem = f"predicting its example rows failed: {one_line(error)}"
+        if problem:
+            log.warning("the run's MLflow model is skipped: %s (mlflow.log_model=false turns it off)",
+                        problem)
+            return
+        pins = [pin(info) for info in self.context.plugins.loaded]
+        self.tracker.log_model(served.ModelSpec(
+            config, ckpt, example.reset_index(drop=True), output, served.requirements(pins),
+            self.tracker.settings.registered_model_name))
+
     def _upload_checkpoints(self) -> None:
         checkpoint = getattr(self.trainer, "checkpoint_callback", None)
         if checkpoint is None or self.tracker is None:
@@ -289,9 +326,10 @@ class Session:
         chosen: dict[str, str] = {}
         if mode in ("last", "all") and checkpoint.last_model_path:
             chosen["last.ckpt"] = checkpoint.last_model_path
-        if mode in ("last", "best", "all") and checkpoint.monitor and checkpoint.best_model_path:
-            chosen["best.ckpt"] = checkpoint.best_model_path
-            self.tracker.set_tags({BEST_CHECKPOINT_TAG: checkpoint.best_model_path})
+        best = self._recorded_best(checkpoint)
+        if best:
+            chosen["best.ckpt"] = best
+            self.tracker.set_tags({BEST_CHECKPOINT_TAG: best})
         if mode == "all" and checkpoint.dirpath:
             chosen.update({p.name: str(p) for p in Path(checkpoint.dirpath).glob("*.ckpt")})
         for name, path in chosen.items():

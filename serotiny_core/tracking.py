@@ -58,6 +58,8 @@ class TrackingSettings:
     tags: dict[str, str] = field(default_factory=dict)
     artifact_location: str | None = None
     log_checkpoints: str | bool = "last"
+    log_model: bool = True  # the run's MLflow model (artifact ``model``), at the end of train
+    registered_model_name: str | None = None  # registers that model: a new version per run
     # user and password taken out of tracking_uri; never written, never printed
     credentials: tuple[str, str] | None = field(default=None, repr=False)
 
@@ -451,6 +453,37 @@ class Tracker:
             return None
         return Path(local)
 
+    def log_model(self, spec: Any) -> None:
+        """The run's MLflow model (a :class:`~serotiny_core.served.ModelSpec`) as artifact
+        ``model``, registered when ``registered_model_name`` is set. A failure is a warning:
+        the run and its checkpoints are kept either way."""
+        import tempfile
+
+        try:
+            from serotiny_core.pyfunc import save
+
+            with tempfile.TemporaryDirectory(prefix="serotiny-model-") as staging:
+                folder = save(spec, Path(staging))
+                self.guard("model", self.client.log_artifacts, self.run_id, str(folder), folder.name)
+        except Exception as error:
+            log.warning("the MLflow model of run %s was not written: %s", self.run_id, one_line(error))
+            return
+        if spec.registered_name and not self.unreachable:
+            self.guard(f"registered model {spec.registered_name}", self._register, spec.registered_name)
+
+    def _register(self, name: str) -> None:
+        """A new version of registered model ``name`` (created on first use) from this run's model."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as error:  # it exists (maybe another job of a sweep just made it)
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = f"{self.client.get_run(self.run_id).info.artifact_uri}/model"
+        version = self.client.create_model_version(name, source, run_id=self.run_id)
+        log.info("registered MLflow model %s version %s", name, version.version)
+
     def restore(self) -> None:
         """A reopened run back to its status and tags: the command failed before anything new ran."""
         self.ended = True
@@ -482,5 +515,10 @@ def run_tags(command: list[str], plugins: Any, output_dir: Path) -> dict[str, st
     tags = {"serotiny.version": __version__, "serotiny.command": redact_text(" ".join(["serotiny", *command])),
             "serotiny.output_dir": str(output_dir)}
     for info in plugins.loaded:
-        tags[f"serotiny.plugin.{info.name}"] = f"{info.distribution}=={info.version}"
+        tags[f"serotiny.plugin.{info.name}"] = pin(info)
     return tags
+
+
+def pin(info: Any) -> str:
+    """A plugin's distribution as a pip requirement: ``name==version``."""
+    return f"{info.distribution}=={info.version}"

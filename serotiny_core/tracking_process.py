@@ -152,6 +152,10 @@ class TrackingProcess:
     def upload_as(self, path: Path, folder: str, name: str) -> None:
         self._send("upload_as", path, folder, name)
 
+    def log_model(self, spec: Any) -> None:
+        """Write and log the run's MLflow model (see :mod:`serotiny_core.pyfunc`) there, not here."""
+        self._send("log_model", spec)
+
     def download(self, artifact: str, destination: Path) -> Path | None:
         return self._call("download", artifact, destination)
 

@@ -20,15 +20,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_healthy(uri: str, timeout: float = 90) -> None:
+def wait_healthy(uri: str, timeout: float = 90, path: str = "health") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+            with urllib.request.urlopen(f"{uri}/{path}", timeout=2) as answer:
                 if answer.status == 200:
                     return
         time.sleep(0.5)
-    raise TimeoutError(f"mlflow server at {uri} did not become healthy")
+    raise TimeoutError(f"mlflow server at {uri} did not answer /{path}")
 
 
 class Server:

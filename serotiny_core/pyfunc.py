@@ -1,0 +1,46 @@
+"""A train run's MLflow model (``mlflow.pyfunc``), written in the MLflow process.
+
+The model folder holds the checkpoint, the run's resolved ``model`` and
+``data`` config, a signature (manifest columns in, prediction columns out),
+an input example and pinned pip requirements (no inference: it is slow).
+Loading it needs serotiny and the plugins it names installed, and a
+project's own package importable when its config names targets there;
+never the project folder itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+import yaml
+
+from serotiny_core.served import MODEL_ARTIFACT, ModelSpec, predict_rows
+
+
+class ServedRun(mlflow.pyfunc.PythonModel):
+    """Manifest rows in, what ``serotiny predict`` writes for them out."""
+
+    def load_context(self, context: Any) -> None:
+        self.config = yaml.safe_load(Path(context.artifacts["config"]).read_text())
+        self.checkpoint = context.artifacts["checkpoint"]
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        return predict_rows(self.config, self.checkpoint, model_input)
+
+
+def save(spec: ModelSpec, staging: Path) -> Path:
+    """The model folder for ``spec``, under ``staging``."""
+    from mlflow.models import infer_signature
+
+    config = staging / "config.yaml"
+    config.write_text(yaml.safe_dump(spec.config, sort_keys=False))
+    folder = staging / MODEL_ARTIFACT
+    entry = Path(__file__).with_name("pyfunc_entry.py")
+    mlflow.pyfunc.save_model(str(folder), python_model=str(entry),
+                             artifacts={"checkpoint": spec.checkpoint, "config": str(config)},
+                             signature=infer_signature(spec.example, spec.output),
+                             input_example=spec.example, pip_requirements=spec.requirements)
+    return folder
