@@ -88,7 +88,9 @@ def test_a_registered_model_is_served_over_http(small):
     train(small, "mlflow.run_name=alpha", "mlflow.registered_model_name=cells")
     port = free_port()
     mlflow = str(Path(sys.executable).parent / "mlflow")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{small}/mlflow.db"}
+    # As in an activated environment: MLflow starts the server with the uvicorn on PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": f"sqlite:///{small}/mlflow.db"}
     server = subprocess.Popen([mlflow, "models", "serve", "-m", "models:/cells/1", "--env-manager",
                                "local", "-p", str(port), "-h", "127.0.0.1"],
                               cwd=small.parent, env=env, stdout=subprocess.DEVNULL,
