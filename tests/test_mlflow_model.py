@@ -108,3 +108,38 @@ def test_a_registered_model_is_served_over_http(small):
         server.wait(timeout=30)
     assert [p["sample_id"] for p in predictions] == list(rows["sample_id"])
     assert {"z_mean_0", "z_mean_1"} <= set(predictions[0])
+
+
+PLAIN_MODEL = '''
+import pytorch_lightning as pl
+import torch
+
+
+class Plain(pl.LightningModule):
+    """Trains, with no predict_step: nothing to serve."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(16, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.net(batch["x"]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self.net(batch["x"]).pow(2).mean(), batch_size=len(batch["x"]))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+'''
+
+
+def test_a_model_without_predict_step_is_skipped_with_one_warning(small):
+    (small / "proj" / "plain.py").write_text(PLAIN_MODEL)
+    (small / "proj" / "config" / "model" / "plain.yaml").write_text("_target_: proj.plain.Plain\n")
+    result = run_cli("train", "model=plain", "trainer.max_epochs=1", "mlflow.run_name=plain", cwd=small)
+    assert result.code == 0, result.text
+    warned = [line for line in result.text.splitlines() if "MLflow model is skipped" in line]
+    assert len(warned) == 1 and "Plain defines no predict_step" in warned[0], result.text
+    client = client_for(small)
+    run = client.search_runs([client.get_experiment_by_name("proj").experiment_id])[0]
+    assert run.info.status == "FINISHED" and not artifacts(small, run.info.run_id, "model")
