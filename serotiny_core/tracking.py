@@ -77,6 +77,8 @@ class TrackingSettings:
         if values.get("log_checkpoints", "last") not in CHECKPOINT_CHOICES:
             raise ConfigError(f"mlflow.log_checkpoints: {values['log_checkpoints']!r} is not one of "
                               "last, best, all, false")
+        if not isinstance(values.get("log_model", True), bool):
+            raise ConfigError(f"mlflow.log_model: {values['log_model']!r} is not true or false")
         values.pop("autolog", None)
         values["experiment_name"] = values.get("experiment_name") or default_experiment
         values["tags"] = {str(k): str(v) for k, v in (values.get("tags") or {}).items()}

@@ -35,3 +35,11 @@ def test_log_checkpoints_choices() -> None:
     assert settings(tracking_uri="sqlite:///m.db", log_checkpoints=False).log_checkpoints is False
     with pytest.raises(ConfigError, match="mlflow.log_checkpoints: 'some' is not one of"):
         settings(tracking_uri="sqlite:///m.db", log_checkpoints="some")
+
+
+def test_log_model_is_on_by_default_and_must_be_a_bool() -> None:
+    found = settings(tracking_uri="sqlite:///m.db")
+    assert found.log_model is True and found.registered_model_name is None
+    assert settings(tracking_uri="sqlite:///m.db", log_model=False).log_model is False
+    with pytest.raises(ConfigError, match="mlflow.log_model: 'yes please' is not true or false"):
+        settings(tracking_uri="sqlite:///m.db", log_model="yes please")
