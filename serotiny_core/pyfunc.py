@@ -24,10 +24,12 @@ class ServedRun(mlflow.pyfunc.PythonModel):
     """Manifest rows in, what ``serotiny predict`` writes for them out."""
 
     def load_context(self, context: Any) -> None:
+        """Read the run's config once, when MLflow loads the model."""
         self.config = yaml.safe_load(Path(context.artifacts["config"]).read_text())
         self.checkpoint = context.artifacts["checkpoint"]
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """One row per row of ``model_input``: its identifying columns, then the predictions."""
         return predict_rows(self.config, self.checkpoint, model_input)
 
 
