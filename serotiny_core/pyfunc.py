@@ -10,14 +10,19 @@ never the project folder itself.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import mlflow.pyfunc
 import pandas as pd
 import yaml
 
 from serotiny_core.served import MODEL_ARTIFACT, ModelSpec, predict_rows
+
+PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 class ServedRun(mlflow.pyfunc.PythonModel):
@@ -41,8 +46,27 @@ def save(spec: ModelSpec, staging: Path) -> Path:
     config.write_text(yaml.safe_dump(spec.config, sort_keys=False))
     folder = staging / MODEL_ARTIFACT
     entry = Path(__file__).with_name("pyfunc_entry.py")
-    mlflow.pyfunc.save_model(str(folder), python_model=str(entry),
-                             artifacts={"checkpoint": spec.checkpoint, "config": str(config)},
-                             signature=infer_signature(spec.example, spec.output),
-                             input_example=spec.example, pip_requirements=spec.requirements)
+    with _quiet():
+        mlflow.pyfunc.save_model(str(folder), python_model=str(entry),
+                                 artifacts={"checkpoint": spec.checkpoint, "config": str(config)},
+                                 signature=infer_signature(spec.example, spec.output),
+                                 input_example=spec.example, pip_requirements=spec.requirements)
     return folder
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Without MLflow's progress bars and notes for copying two local files into the folder:
+    at the end of every train run they would be noise."""
+    logger = logging.getLogger("mlflow.pyfunc")
+    level, bars = logger.level, os.environ.get(PROGRESS_BAR_ENV)
+    logger.setLevel(logging.WARNING)
+    os.environ[PROGRESS_BAR_ENV] = "false"
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if bars is None:
+            os.environ.pop(PROGRESS_BAR_ENV, None)
+        else:
+            os.environ[PROGRESS_BAR_ENV] = bars
