@@ -38,8 +38,8 @@ class ServedRun(mlflow.pyfunc.PythonModel):
         return predict_rows(self.config, self.checkpoint, model_input)
 
 
-def save(spec: ModelSpec, staging: Path) -> Path:
-    """The model folder for ``spec``, under ``staging``."""
+def save(spec: ModelSpec, checkpoint: Path, staging: Path) -> Path:
+    """The model folder for ``spec`` (with ``checkpoint``, its checkpoint), under ``staging``."""
     from mlflow.models import infer_signature
 
     config = staging / "config.yaml"
@@ -48,7 +48,7 @@ def save(spec: ModelSpec, staging: Path) -> Path:
     entry = Path(__file__).with_name("pyfunc_entry.py")
     with _quiet():
         mlflow.pyfunc.save_model(str(folder), python_model=str(entry),
-                                 artifacts={"checkpoint": spec.checkpoint, "config": str(config)},
+                                 artifacts={"checkpoint": str(checkpoint), "config": str(config)},
                                  signature=infer_signature(spec.example, spec.output),
                                  input_example=spec.example, pip_requirements=spec.requirements)
     return folder

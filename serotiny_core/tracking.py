@@ -196,6 +196,21 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+@contextlib.contextmanager
+def linked_as(path: Path, name: str) -> Iterator[Path]:
+    """``path`` named ``name``, in a temporary folder beside it: a hard link where it can, else a copy."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=path.parent) as staging:
+        target = Path(staging) / name
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+        yield target
+
+
 @dataclass(frozen=True)
 class RunState:
     """What the command needs to know of the run it opened."""
@@ -428,18 +443,10 @@ class Tracker:
 
     def upload_as(self, path: Path, folder: str, name: str) -> None:
         """Upload ``path`` as ``folder/name`` (a hard link, not a copy, where it can)."""
-        import shutil
-        import tempfile
-
         if path.name == name:
             self.log_artifact(path, folder)
             return
-        with tempfile.TemporaryDirectory(dir=path.parent) as staging:
-            target = Path(staging) / name
-            try:
-                os.link(path, target)
-            except OSError:
-                shutil.copyfile(path, target)
+        with linked_as(path, name) as target:
             self.log_artifact(target, folder)
 
     def download(self, artifact: str, destination: Path) -> Path | None:
@@ -464,8 +471,10 @@ class Tracker:
         try:
             from serotiny_core.pyfunc import save
 
-            with tempfile.TemporaryDirectory(prefix="serotiny-model-") as staging:
-                folder = save(spec, Path(staging))
+            # One name, so a resumed run's model folder is overwritten, not added to.
+            with linked_as(Path(spec.checkpoint), "model.ckpt") as checkpoint, \
+                    tempfile.TemporaryDirectory(prefix="serotiny-model-") as staging:
+                folder = save(spec, checkpoint, Path(staging))
                 self.guard("model", self.client.log_artifacts, self.run_id, str(folder), folder.name)
         except Exception as error:
             log.warning("the MLflow model of run %s was not written: %s", self.run_id, one_line(error))
