@@ -92,7 +92,6 @@ CONFIGS = {
     "trainer/bench.yaml": """\
         defaults:
           - /defaults/trainer/default@_here_
-          - callbacks: bench
           - _self_
 
         accelerator: cpu
@@ -210,7 +209,7 @@ def main() -> None:
 
         def serotiny(run: int) -> tuple[float, float, float]:
             return timed([SEROTINY, "train", "data=bench", "model=bench", "trainer=bench",
-                          f"mlflow.run_name=bench-{run}"], root, stamp)
+                          "trainer/callbacks=bench", f"mlflow.run_name=bench-{run}"], root, stamp)
 
         def by_hand(run: int) -> tuple[float, float, float]:
             return timed([PYTHON, str(script), str(tmp_path / f"hand-{run}")], tmp_path, stamp)
