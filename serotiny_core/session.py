@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -51,7 +50,7 @@ def names_a_run(cfg: DictConfig) -> bool:
     if not isinstance(node, DictConfig):
         return False
     raw = OmegaConf.to_container(node, resolve=False).get("run_name")
-    return bool(raw) and not re.search(r"\$\{now:", str(raw))
+    return bool(raw) and "${now:" not in str(raw)
 
 
 def tracking_settings(cfg: DictConfig, context: RunContext, job: Job) -> TrackingSettings | None:
