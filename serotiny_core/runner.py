@@ -9,8 +9,8 @@ MLflow run when tracking is on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
