@@ -26,6 +26,7 @@ from serotiny_core.job import (RunContext, global_rank, override_key, rank_overr
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
 from serotiny_core.project import Project, find_project, require_project
+from serotiny_core.pruning import Pruned
 from serotiny_core.redact import redact_hydra_files
 
 HYDRA_VERSION_BASE = "1.3"
@@ -101,7 +102,7 @@ def _task(context: RunContext) -> Callable[[Any], Any]:
     A closure over ``context``, which launchers that run jobs in other
     processes (joblib, submitit) ship there with cloudpickle.
     """
-    def task(cfg: Any) -> float | None:
+    def task(cfg: Any) -> float | Pruned | None:
         from serotiny_core.runner import run
 
         standard_start_method()
@@ -113,7 +114,7 @@ def _task(context: RunContext) -> Callable[[Any], Any]:
             raise
         except BaseException as error:
             raise JobFailed(error) from error
-        return result.objective
+        return Pruned(result.objective) if result.pruned else result.objective
 
     return task
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from serotiny_core import assembly
+from serotiny_core import assembly, pruning
 from serotiny_core.job import Job, RunContext, global_rank
 from serotiny_core.session import Session
 from serotiny_core.summary import write_result
@@ -36,6 +36,7 @@ class RunResult:
     objective: float | None
     run_id: str | None
     output_dir: Path
+    pruned: bool = False  # an Optuna trial its pruner stopped early
 
 
 def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
@@ -46,16 +47,20 @@ def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> R
         ckpt_path = cfg.get("ckpt_path") or session.resume_checkpoint(cfg)
         if session.finished_already:
             return _result(cfg, context, job, session, None)
-        trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=True)
+        trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=True,
+                                   extra=pruning.callbacks(optimized_metric(cfg, context), global_rank()))
         session.watch(trainer)
         session.log_model_summary(model)
         assembly.fit(trainer, model, datamodule, ckpt_path, context.weights_only)
         fitted = dict(trainer.callback_metrics)  # a test after the fit replaces them
+        pruned = pruning.was_pruned(trainer)
+        if pruned:  # the run ends FINISHED: stopped on purpose, not failed
+            session.set_tags({pruning.PRUNED_TAG: "true"})
         if cfg.get("test_after_fit", False):
             assembly.evaluate(trainer, model, datamodule, assembly.best_or_last(trainer),
                               context.weights_only)
         session.log_model(cfg, model, datamodule)
-    return _result(cfg, context, job, session, fitted)
+    return _result(cfg, context, job, session, fitted, pruned)
 
 
 def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> tuple[Any, Any, str]:
@@ -94,11 +99,16 @@ def predict(cfg: DictConfig, context: RunContext, job: Job, session: Session) ->
 FLOWS = {"train": train, "test": test, "predict": predict}
 
 
+def optimized_metric(cfg: DictConfig, context: RunContext) -> str | None:
+    """The metric a sweeper optimises: the config's ``optimized_metric``; for train, val_loss."""
+    return cfg.get("optimized_metric") or ("val_loss" if context.mode == "train" else None)
+
+
 def _result(cfg: DictConfig, context: RunContext, job: Job, session: Session,
-            metrics: Mapping[str, Any] | None) -> RunResult:
+            metrics: Mapping[str, Any] | None, pruned: bool = False) -> RunResult:
     """The job's outcome; ``objective`` is the final value of ``optimized_metric`` in
     ``metrics``: for train, what the fit logged (a test after it logs other names)."""
-    metric = cfg.get("optimized_metric") or ("val_loss" if context.mode == "train" else None)
+    metric = optimized_metric(cfg, context)
     value = None
     if metrics is not None and metric and metric in metrics:
         value = float(metrics[metric])
@@ -106,7 +116,7 @@ def _result(cfg: DictConfig, context: RunContext, job: Job, session: Session,
         log.warning("optimized_metric %r was not logged (logged: %s); a sweeper gets no value",
                     metric, ", ".join(sorted(metrics)) or "nothing")
     return RunResult(context.mode, job.num, job.overrides, metric, value, session.run_id,
-                     job.output_dir)
+                     job.output_dir, pruned)
 
 
 def run(cfg: DictConfig, context: RunContext) -> RunResult:

@@ -176,6 +176,10 @@ class Session:
         if self.tracker:
             self.tracker.log_artifact(path, folder)
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        if self.tracker:
+            self.tracker.set_tags(tags)
+
     # -- resuming and reusing a run's checkpoint -------------------------------------------
 
     def _local_checkpoint(self, name: str) -> Path | None:

@@ -1,0 +1,1 @@
+"""serotiny's Optuna sweeper, where Hydra looks for plugins (the ``hydra_plugins`` namespace)."""

@@ -1,0 +1,117 @@
+"""hydra/sweeper=serotiny_optuna for real: the CLI, an SQLite MLflow store, an SQLite Optuna study."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+SWEEP = ("-m", "hydra/sweeper=serotiny_optuna")
+ALWAYS_PRUNE = """\
+import optuna
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    \"\"\"Prunes every trial at its first report: a pruned trial without depending on luck.\"\"\"
+
+    def prune(self, study, trial):
+        return True
+"""
+
+
+def studies(project) -> list[optuna.Study]:
+    """Every study in the project's Optuna storage."""
+    url = f"sqlite:///{project.root}/optuna.db"
+    return [optuna.load_study(study_name=s.study_name, storage=url)
+            for s in optuna.get_all_study_summaries(url)]
+
+
+def trial_states(study: optuna.Study) -> list[str]:
+    return [trial.state.name for trial in study.trials]
+
+
+def best_results(project) -> list[dict]:
+    return [yaml.safe_load(path.read_text())
+            for path in sorted(project.root.glob("multirun/train/*/*/optimization_results.yaml"))]
+
+
+@pytest.mark.slow
+def test_a_stored_study_is_continued_by_the_same_command(serotiny_project, run_serotiny, mlflow_runs):
+    first = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=2")
+    assert first.code == 0, first.text
+    [study] = studies(serotiny_project)
+    assert trial_states(study) == ["COMPLETE", "COMPLETE"]
+    runs = mlflow_runs()
+    assert len(runs) == 2 and all(run.status == "FINISHED" for run in runs)
+    assert sorted(run.metrics["val_loss"] for run in runs) == pytest.approx(
+        sorted(trial.value for trial in study.trials))
+
+    more = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=4")  # n_trials is the total
+    assert more.code == 0, more.text
+    [study] = studies(serotiny_project)
+    assert trial_states(study) == ["COMPLETE"] * 4 and len(mlflow_runs()) == 4
+    again = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=4")
+    assert again.code == 0, again.text
+    assert len(studies(serotiny_project)[0].trials) == 4 and len(mlflow_runs()) == 4
+    assert best_results(serotiny_project)[-1]["best_value"] == pytest.approx(study.best_value)
+
+
+def test_the_search_space_syntax_gives_values_in_range_and_maximize_keeps_the_largest(
+        serotiny_project, run_serotiny):
+    result = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=3", "hydra.sweeper.direction=maximize",
+                          "hydra.sweeper.storage=null", "model.latent_dim=range(2,5)",
+                          "model.beta=interval(0.5,2.0)", "model.optimizer.lr=tag(log, interval(1e-4, 1e-2))",
+                          "model.hidden_layers=choice([8],[16,16])", "seed=7")
+    assert result.code == 0, result.text
+    assert not (serotiny_project.root / "optuna.db").exists()  # storage: null keeps it in memory
+    objectives = []
+    for folder in sorted(serotiny_project.root.glob("multirun/train/*/*/[0-9]*")):
+        job = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())
+        model = job["model"]
+        assert model["latent_dim"] in (2, 3, 4)  # range(2,5) leaves 5 out, as Hydra's does
+        assert 0.5 <= model["beta"] <= 2.0 and 1e-4 <= model["optimizer"]["lr"] <= 1e-2
+        assert model["hidden_layers"] in ([8], [16, 16]) and job["seed"] == 7
+        objectives.append(yaml.safe_load((folder / "result.json").read_text())["objective"])
+    assert len(objectives) == 3 and all(math.isfinite(v) for v in objectives)
+    [best] = best_results(serotiny_project)
+    assert best["best_value"] == pytest.approx(max(objectives))
+
+
+def test_a_pruned_trial_ends_pruned_with_a_finished_run_and_the_command_succeeds(
+        serotiny_project, run_serotiny, mlflow_runs):
+    (serotiny_project.root / serotiny_project.package / "pruners.py").write_text(ALWAYS_PRUNE)
+    result = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=1", "trainer.max_epochs=3",
+                          f"hydra.sweeper.pruner={{_target_: {serotiny_project.package}.pruners.AlwaysPrune}}")
+    assert result.code == 0, result.text
+    [study] = studies(serotiny_project)
+    [trial] = study.trials
+    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
+    [run] = mlflow_runs()
+    assert run.status == "FINISHED" and run.tags["serotiny.pruned"] == "true"
+    assert "val_loss" in run.metrics
+    assert best_results(serotiny_project) == []  # no trial completed: no best to write
+
+
+@pytest.mark.parametrize("argument, key", [
+    ("model.latent_dim=range(5,2)", "model.latent_dim"),
+    ("+hydra.sweeper.params.model.beta='tag(log, interval(0, 1))'", "hydra.sweeper.params.model.beta"),
+])
+def test_a_bad_search_expression_is_one_error_line_naming_its_key(serotiny_project, run_serotiny,
+                                                                 argument, key):
+    result = run_serotiny("train", *SWEEP, argument)
+    assert result.code == 2, result.text
+    [line] = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert key in line and "choice(a,b,...)" in line and "Traceback" not in result.text
+
+
+@pytest.mark.slow
+def test_trials_run_in_parallel_with_the_joblib_launcher(serotiny_project, run_serotiny, mlflow_runs):
+    result = run_serotiny("train", *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                          "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2")
+    assert result.code == 0, result.text
+    [study] = studies(serotiny_project)
+    assert trial_states(study) == ["COMPLETE", "COMPLETE"]
+    assert sorted(run.status for run in mlflow_runs()) == ["FINISHED", "FINISHED"]
