@@ -142,7 +142,7 @@ def test_submitit_local_runs_two_jobs_with_runs_and_summary(project):
 
 @pytest.mark.slow
 def test_optuna_sweeps_ddp_trials_and_gets_finite_objectives(project):
-    result = run_cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
+    result = run_cli("train", "-m", "hydra/sweeper=serotiny_optuna", "hydra.sweeper.n_trials=3",
                      "hydra.sweeper.sampler.seed=0", "model.latent_dim=choice(2,3,4)",
                      *DDP_ON_CPU, ONE_EPOCH, cwd=project)
     assert result.code == 0, result.text
