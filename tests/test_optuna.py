@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import optuna
 import pytest
 import yaml
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 SWEEP = ("-m", "hydra/sweeper=serotiny_optuna")
@@ -93,6 +96,33 @@ def test_a_pruned_trial_ends_pruned_with_a_finished_run_and_the_command_succeeds
     assert run.status == "FINISHED" and run.tags["serotiny.pruned"] == "true"
     assert "val_loss" in run.metrics
     assert best_results(serotiny_project) == []  # no trial completed: no best to write
+
+
+def test_a_trial_a_killed_command_left_running_is_run_again_with_its_values(
+        serotiny_project, run_serotiny, mlflow_runs):
+    """What a command killed mid-trial leaves in the store: a RUNNING trial with its values."""
+    url = f"sqlite:///{serotiny_project.root}/optuna.db"
+    killed = optuna.create_study(study_name="killed", storage=url)
+    killed.enqueue_trial({"model.latent_dim": 16, "model.optimizer.lr": 0.005})
+    killed.ask({"model.latent_dim": CategoricalDistribution([2, 4, 8, 16]),
+                "model.optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True)})
+    result = run_serotiny("train", *SWEEP, "hydra.sweeper.study_name=killed", "hydra.sweeper.n_trials=1")
+    assert result.code == 0, result.text
+    [study] = studies(serotiny_project)
+    assert trial_states(study) == ["FAIL", "COMPLETE"]
+    assert study.trials[1].params == {"model.latent_dim": 16, "model.optimizer.lr": 0.005}
+    [run] = mlflow_runs()
+    assert run.params["model/latent_dim"] == "16" and run.status == "FINISHED"
+
+
+def test_the_sweeper_imports_optuna_only_when_it_runs():
+    """Hydra imports every module of hydra_plugins on start-up, for every command."""
+    code = ("import sys; from hydra.core.plugins import Plugins; "
+            "names = list(Plugins.instance().class_name_to_class); "
+            "assert any(n.endswith('SerotinyOptunaSweeper') for n in names), names; "
+            "assert 'optuna' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("argument, key", [
