@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -152,6 +153,8 @@ class OptunaSweeper(Sweeper):
 
         name = self.study_name or default_study_name(self.config.hydra.job.config_name,
                                                      self.params, arguments)
+        if self.config.get("fresh_sweep"):  # a study of its own; the stored one is kept
+            name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if self.pruner is not None and self.storage is None and \
                 self.config.hydra.launcher.get("_target_") != BASIC_LAUNCHER:
             raise ConfigError("pruning with hydra.sweeper.storage=null works only with the basic "

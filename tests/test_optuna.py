@@ -62,6 +62,15 @@ def test_a_stored_study_is_continued_by_the_same_command(serotiny_project, run_s
     assert best_results(serotiny_project)[-1]["best_value"] == pytest.approx(study.best_value)
 
 
+def test_fresh_sweep_starts_a_study_of_its_own_and_keeps_the_stored_one(serotiny_project, run_serotiny):
+    for fresh in ("++fresh_sweep=false", "++fresh_sweep=true"):
+        result = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=1", fresh)
+        assert result.code == 0, result.text
+    found = studies(serotiny_project)
+    assert len(found) == 2 and all(trial_states(study) == ["COMPLETE"] for study in found)
+    assert found[1].study_name.startswith(found[0].study_name + "-")
+
+
 def test_the_search_space_syntax_gives_values_in_range_and_maximize_keeps_the_largest(
         serotiny_project, run_serotiny):
     result = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=3", "hydra.sweeper.direction=maximize",
