@@ -13,7 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 SWEEP = ("-m", "hydra/sweeper=serotiny_optuna")
-ALWAYS_PRUNE = """\
+PRUNERS = """\
 import optuna
 
 
@@ -22,6 +22,11 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 
     def prune(self, study, trial):
         return True
+
+
+class PruneOddTrials(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return trial.number % 2 == 1
 """
 
 
@@ -92,15 +97,23 @@ def test_the_search_space_syntax_gives_values_in_range_and_maximize_keeps_the_la
     assert best["best_value"] == pytest.approx(max(objectives))
 
 
+def pruner(project, name: str) -> str:
+    """The override that selects pruner ``name`` of the project's own module."""
+    (project.root / project.package / "pruners.py").write_text(PRUNERS)
+    return f"hydra.sweeper.pruner={{_target_: {project.package}.pruners.{name}}}"
+
+
+@pytest.mark.parametrize("storage", ["stored", "in memory"])
 def test_a_pruned_trial_ends_pruned_with_a_finished_run_and_the_command_succeeds(
-        serotiny_project, run_serotiny, mlflow_runs):
-    (serotiny_project.root / serotiny_project.package / "pruners.py").write_text(ALWAYS_PRUNE)
+        serotiny_project, run_serotiny, mlflow_runs, storage):
     result = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=1", "trainer.max_epochs=3",
-                          f"hydra.sweeper.pruner={{_target_: {serotiny_project.package}.pruners.AlwaysPrune}}")
+                          pruner(serotiny_project, "AlwaysPrune"),
+                          *(["hydra.sweeper.storage=null"] if storage == "in memory" else []))
     assert result.code == 0, result.text
-    [study] = studies(serotiny_project)
-    [trial] = study.trials
-    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
+    if storage == "stored":
+        [study] = studies(serotiny_project)
+        [trial] = study.trials
+        assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
     [run] = mlflow_runs()
     assert run.status == "FINISHED" and run.tags["serotiny.pruned"] == "true"
     assert "val_loss" in run.metrics
@@ -147,10 +160,16 @@ def test_a_bad_search_expression_is_one_error_line_naming_its_key(serotiny_proje
 
 
 @pytest.mark.slow
-def test_trials_run_in_parallel_with_the_joblib_launcher(serotiny_project, run_serotiny, mlflow_runs):
+def test_trials_run_and_are_pruned_in_parallel_with_the_joblib_launcher(serotiny_project, run_serotiny,
+                                                                         mlflow_runs):
+    """Each job reaches its trial from a worker process, through the stored study."""
     result = run_serotiny("train", *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                          "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2")
+                          "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2", "trainer.max_epochs=2",
+                          pruner(serotiny_project, "PruneOddTrials"))
     assert result.code == 0, result.text
     [study] = studies(serotiny_project)
-    assert trial_states(study) == ["COMPLETE", "COMPLETE"]
-    assert sorted(run.status for run in mlflow_runs()) == ["FINISHED", "FINISHED"]
+    assert trial_states(study) == ["COMPLETE", "PRUNED"]
+    runs = sorted(mlflow_runs(), key=lambda run: "serotiny.pruned" in run.tags)
+    assert [run.status for run in runs] == ["FINISHED", "FINISHED"]
+    assert "serotiny.pruned" not in runs[0].tags and runs[1].tags["serotiny.pruned"] == "true"
+    assert runs[0].metrics["val_loss"] == pytest.approx(study.trials[0].value)
