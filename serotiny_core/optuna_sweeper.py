@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -194,8 +195,10 @@ class OptunaSweeper(Sweeper):
 
 
 def _quoted(value: str) -> str:
-    """A value as a quoted Hydra override string: any character may appear in it."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A value as a quoted Hydra override string. Hydra reads a backslash as an escape only
+    before a quote or at the end, so only those are escaped (a Windows path stays as it is)."""
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"'{escaped}'"
 
 
 def default_study_name(config_name: str, params: dict[str, Any], arguments: list[str]) -> str:
