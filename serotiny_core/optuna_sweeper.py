@@ -162,11 +162,12 @@ class OptunaSweeper(Sweeper):
                               "launcher: jobs in other processes cannot reach a study in memory",
                               hint="keep the default storage (the project's optuna.db) or set "
                                    "hydra.sweeper.storage=sqlite:///PATH")
-        study = optuna.create_study(study_name=name, storage=self.storage, load_if_exists=True,
+        storage = self.storage or optuna.storages.InMemoryStorage()
+        if self.storage is None:  # where this process's jobs find it (see pruning)
+            pruning.MEMORY_STORAGES[name] = storage
+        study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
                                     sampler=instantiate(self.sampler), pruner=self._pruner(),
                                     direction=self.direction)
-        if self.storage is None:
-            pruning.LIVE_STUDIES[name] = study
         log.info("Optuna study %r (%s): %d of %d trials done", name, self.storage or "in memory",
                  len(done_trials(study)), self.n_trials)
         return study

@@ -21,9 +21,9 @@ STORAGE_ENV = "SEROTINY_OPTUNA_STORAGE"
 PRUNER_ENV = "SEROTINY_OPTUNA_PRUNER"
 PRUNED_TAG = "serotiny.pruned"
 
-# Studies kept in memory (storage: null), by name: the basic launcher runs
-# trials in the sweeper's own process, where the callback finds them here.
-LIVE_STUDIES: dict[str, Any] = {}
+# The storages of studies kept in memory (storage: null), by study name: the basic
+# launcher runs trials in the sweeper's own process, where the callback finds them here.
+MEMORY_STORAGES: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,10 @@ def _trial() -> Any:
     from hydra.utils import instantiate
 
     name, url = os.environ[STUDY_ENV], os.environ.get(STORAGE_ENV, "")
+    storage = optuna.storages.get_storage(url) if url else MEMORY_STORAGES[name]
+    pruner = instantiate(json.loads(os.environ[PRUNER_ENV]))
+    study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
     number = int(os.environ[TRIAL_ENV])
-    if not url:
-        study = LIVE_STUDIES[name]
-    else:
-        pruner = instantiate(json.loads(os.environ.get(PRUNER_ENV) or "null"))
-        study = optuna.load_study(study_name=name, storage=url, pruner=pruner)
-    storage = study._storage  # the study's own storage object, in memory or not
     trial_id = storage.get_trial_id_from_study_id_trial_number(
         storage.get_study_id_from_name(name), number)
     return optuna.trial.Trial(study, trial_id)
