@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from serotiny_core.errors import ConfigError, SerotinyError
+
+# submitit's error for a job that ended without writing its result: two lines, then the
+# job's whole error stream.
+NO_RESULT = re.compile(r"Job (\S+) \(task: \d+\) with path (\S+)\s+"
+                       r"has not produced any output \(state: ([^)]*)\)")
 
 
 def _flatten(text: str) -> str:
@@ -67,6 +74,17 @@ def _broken_plugins_note() -> str:
     return f". Plugins that failed to load might provide it: {broken}"
 
 
+def _job_without_result(error: Exception) -> Exception:
+    """A launcher's job that was cancelled (scancel), hit its time limit or was killed."""
+    match = NO_RESULT.search(str(error))
+    if match is None:
+        return error
+    job, result, state = match.groups()
+    log = result.removesuffix("_result.pkl") + "_log.err"
+    return SerotinyError(f"the launcher's job {job} ended without a result (state: {state})",
+                         hint=f"its log: {log}; run the same command again to resume it")
+
+
 def translate(error: BaseException) -> BaseException:
     """A :class:`SerotinyError` for anything a user's config caused; others unchanged."""
     import yaml
@@ -89,4 +107,6 @@ def translate(error: BaseException) -> BaseException:
         return wrapped(_flatten(str(error)))
     if isinstance(error, OmegaConfBaseException):
         return ConfigError(_flatten(str(error)))
+    if type(error).__name__ == "UncompletedJobError":  # submitit's, without importing it
+        return _job_without_result(error)
     return error
