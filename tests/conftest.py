@@ -57,6 +57,32 @@ def make_plugin(site: Path, dist: str, version: str, entry_name: str, module: st
     (info / "entry_points.txt").write_text(f"[serotiny.plugins]\n{entry_name} = {module}\n")
 
 
+def session_root(factory: pytest.TempPathFactory) -> Path:
+    """The temp folder every xdist worker of this test session shares (a worker's is below it)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory):
+    """A real single-node SLURM cluster for this host, one for the whole session; or a skip
+    that says why it cannot run here (not installed, not root, a daemon's log)."""
+    from slurm_cluster import ClusterUnavailable, shared
+
+    try:
+        return shared(session_root(tmp_path_factory))
+    except ClusterUnavailable as why:
+        pytest.skip(str(why))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The xdist controller (or the only process) ends once all workers have: stop SLURM."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        from slurm_cluster import stop_shared
+
+        stop_shared(session_root(session.config._tmp_path_factory))
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     path = tmp_path / "site"
