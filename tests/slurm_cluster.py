@@ -69,8 +69,6 @@ def free_port() -> int:
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
-    if not path.is_file():
-        return f"(no {path.name})"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
@@ -83,8 +81,7 @@ def memory_mb() -> int:
 
 def check_machine() -> None:
     """Raise ClusterUnavailable unless the packages are installed and this is root."""
-    missing = [name for name in (*DAEMONS, *COMMANDS)
-               if shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") is None]
+    missing = [name for name in (*DAEMONS, *COMMANDS) if which(name) is None]
     if missing:
         raise ClusterUnavailable(f"SLURM is not installed ({', '.join(missing)} missing; "
                                  "apt-get install slurm-wlm munge)")
@@ -92,8 +89,9 @@ def check_machine() -> None:
         raise ClusterUnavailable("the test SLURM cluster needs root (slurmd runs jobs as their user)")
 
 
-def daemon(name: str) -> str:
-    return shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") or name
+def which(name: str) -> str | None:
+    """The program's path; daemons are in sbin, which a user's PATH may lack."""
+    return shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
 
 
 @dataclass
@@ -133,7 +131,8 @@ class Cluster:
             ended = [name for name, pid in self.pids.items() if not alive(pid)]
             if ended or time.monotonic() > deadline:
                 why = f"{', '.join(ended)} ended" if ended else f"not ready in {START_TIMEOUT_S} s"
-                tails = "".join(f"\n--- {log.name}:\n{log_tail(log)}" for log in logs)
+                tails = "".join(f"\n--- {log.name}:\n{log_tail(log)}" for log in logs
+                                if log.is_file() and log.stat().st_size)
                 raise ClusterUnavailable(f"SLURM did not start: {what}: {why}{tails}")
             time.sleep(0.5)
 
@@ -200,19 +199,21 @@ def start(folder: Path) -> Cluster:
     conf = write_config(folder)
     env = {**os.environ, "SLURM_CONF": str(conf)}
     munge = folder / "munge"
-    pids = {"munged": _spawn([daemon("munged"), "--foreground", "--force",
+    pids = {"munged": _spawn([str(which("munged")), "--foreground", "--force",
                               f"--socket={munge}/munge.socket", f"--key-file={munge}/munge.key",
                               f"--pid-file={munge}/munged.pid", f"--seed-file={munge}/munged.seed",
-                              f"--log-file={munge}/munged.log"], munge / "console.log", env)}
+                              f"--log-file={munge}/munged.log"], munge / "munged.console", env)}
     cluster = Cluster(folder, pids)
     try:
-        cluster.wait_for(lambda: (munge / "munge.socket").exists(), "munged", munge / "munged.log")
-        pids["slurmctld"] = _spawn([daemon("slurmctld"), "-D", "-i", "-f", str(conf)],
+        cluster.wait_for(lambda: (munge / "munge.socket").exists(), "munged",
+                         munge / "munged.console", munge / "munged.log")
+        pids["slurmctld"] = _spawn([str(which("slurmctld")), "-D", "-i", "-f", str(conf)],
                                    folder / "slurmctld.console", env)
-        pids["slurmd"] = _spawn([daemon("slurmd"), "-D", "-f", str(conf)],
+        pids["slurmd"] = _spawn([str(which("slurmd")), "-D", "-f", str(conf)],
                                 folder / "slurmd.console", env)
         cluster.wait_for(lambda: _node_idle(env), "the node (sinfo: idle)",
-                         folder / "slurmctld.log", folder / "slurmd.log")
+                         *(folder / f"{name}.{kind}" for name in DAEMONS[1:]
+                           for kind in ("console", "log")))
     except BaseException:
         cluster.stop()
         raise
