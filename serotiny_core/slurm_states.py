@@ -13,6 +13,7 @@ controller knows. Imported only by sweeps that use the SLURM launcher.
 from __future__ import annotations
 
 import subprocess
+import time
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 # What submitit's sacct command asks for, in its order: read_info reads these names.
@@ -22,6 +23,9 @@ SQUEUE = ["squeue", "--noheader", "--me", "--states=all", "--format=%i|%T|%N"]
 FORGOTTEN = "ENDED"
 # submitit's own: the longest wait between two polls, in seconds.
 SUBMITIT_DELAY_S = 600
+# squeue answers from the controller's memory, cheaply: asked at least this often (seconds),
+# so a job that ends without a result is noticed soon, not after half its run time.
+SQUEUE_EVERY_S = 10
 
 
 class JobStates(SlurmInfoWatcher):
@@ -36,6 +40,11 @@ class JobStates(SlurmInfoWatcher):
         if sacct is not None and self.accounting is None:
             self.accounting = _succeeds(sacct)
         return sacct if sacct is None or self.accounting else SQUEUE
+
+    def update_if_long_enough(self, mode: str) -> None:
+        due = time.time() - self._last_status_check > SQUEUE_EVERY_S
+        super().update_if_long_enough("force" if mode == "standard" and due and
+                                      self.accounting is False else mode)
 
     def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
         if self.accounting:
