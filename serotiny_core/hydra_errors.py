@@ -10,6 +10,8 @@ from serotiny_core.errors import ConfigError, SerotinyError
 # job's whole error stream.
 NO_RESULT = re.compile(r"Job (\S+) \(task: \d+\) with path (\S+)\s+"
                        r"has not produced any output \(state: ([^)]*)\)")
+# How a job's error ends the traceback in its log (see hydra_app.JobFailed).
+JOB_ERROR = "serotiny_core.hydra_app.JobFailed: "
 
 
 def _flatten(text: str) -> str:
@@ -75,14 +77,21 @@ def _broken_plugins_note() -> str:
 
 
 def _job_without_result(error: Exception) -> Exception:
-    """A launcher's job that was cancelled (scancel), hit its time limit or was killed."""
-    match = NO_RESULT.search(str(error))
+    """A launcher's job that was cancelled (scancel), hit its time limit, was killed or failed.
+
+    The job's own error, which its log ends with, is the cause to act on: it
+    is shown after the job's state (a job ended by SIGTERM says where its
+    checkpoint is and how to resume).
+    """
+    text = str(error)
+    match = NO_RESULT.search(text)
     if match is None:
         return error
     job, result, state = match.groups()
+    own = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith(JOB_ERROR)]
     log = result.removesuffix("_result.pkl") + "_log.err"
-    return SerotinyError(f"the launcher's job {job} ended without a result (state: {state})",
-                         hint=f"its log: {log}; run the same command again to resume it")
+    return SerotinyError(f"the launcher's job {job} ended without a result (state: {state})"
+                         + (f": {own[-1]}" if own else ""), hint=f"its log: {log}")
 
 
 def translate(error: BaseException) -> BaseException:

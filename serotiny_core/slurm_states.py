@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+
 from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 # What submitit's sacct command asks for, in its order: read_info reads these names.

@@ -168,7 +168,8 @@ def test_scancel_ends_the_job_its_run_killed_with_its_checkpoint(cancelled):
     project, result = cancelled
     assert result.code != 0, result.text
     errors = [line for line in result.err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "CANCELLED" in errors[0], result.err[-3000:]
+    assert len(errors) == 1, result.err[-3000:]
+    assert "(state: CANCELLED" in errors[0] and "train interrupted; last checkpoint:" in errors[0]
     assert_no_sacct_noise(result)
     [run] = [run for run in runs(project) if not is_parent(run)]
     assert run.info.status == "KILLED"
