@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from slurm_cluster import Cluster, ClusterUnavailable, shared, stop_shared
+
 SEROTINY = str(Path(sys.executable).parent / "serotiny")
 
 
@@ -64,11 +66,9 @@ def session_root(factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def slurm(tmp_path_factory: pytest.TempPathFactory):
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     """A real single-node SLURM cluster for this host, one for the whole session; or a skip
     that says why it cannot run here (not installed, not root, a daemon's log)."""
-    from slurm_cluster import ClusterUnavailable, shared
-
     try:
         return shared(session_root(tmp_path_factory))
     except ClusterUnavailable as why:
@@ -78,8 +78,6 @@ def slurm(tmp_path_factory: pytest.TempPathFactory):
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The xdist controller (or the only process) ends once all workers have: stop SLURM."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
-        from slurm_cluster import stop_shared
-
         stop_shared(session_root(session.config._tmp_path_factory))
 
 
