@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from serotiny_core.errors import ConfigError, SerotinyError
+
+# submitit's error for a job that ended without writing its result: two lines, then the
+# job's whole error stream.
+NO_RESULT = re.compile(r"Job (\S+) \(task: \d+\) with path (\S+)\s+"
+                       r"has not produced any output \(state: ([^)]*)\)")
+# How a job's error ends the traceback in its log (see hydra_app.JobFailed).
+JOB_ERROR = "serotiny_core.hydra_app.JobFailed: "
 
 
 def _flatten(text: str) -> str:
@@ -67,6 +76,24 @@ def _broken_plugins_note() -> str:
     return f". Plugins that failed to load might provide it: {broken}"
 
 
+def _job_without_result(error: Exception) -> Exception:
+    """A launcher's job that was cancelled (scancel), hit its time limit, was killed or failed.
+
+    The job's own error, which its log ends with, is the cause to act on: it
+    is shown after the job's state (a job ended by SIGTERM says where its
+    checkpoint is and how to resume).
+    """
+    text = str(error)
+    match = NO_RESULT.search(text)
+    if match is None:
+        return error
+    job, result, state = match.groups()
+    own = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith(JOB_ERROR)]
+    log = result.removesuffix("_result.pkl") + "_log.err"
+    return SerotinyError(f"the launcher's job {job} ended without a result (state: {state})"
+                         + (f": {own[-1]}" if own else ""), hint=f"its log: {log}")
+
+
 def translate(error: BaseException) -> BaseException:
     """A :class:`SerotinyError` for anything a user's config caused; others unchanged."""
     import yaml
@@ -89,4 +116,6 @@ def translate(error: BaseException) -> BaseException:
         return wrapped(_flatten(str(error)))
     if isinstance(error, OmegaConfBaseException):
         return ConfigError(_flatten(str(error)))
+    if type(error).__name__ == "UncompletedJobError":  # submitit's, without importing it
+        return _job_without_result(error)
     return error

@@ -4,7 +4,9 @@ Before a multirun's first train job it creates the MLflow store's tables and
 the experiment: jobs that start together (joblib, submitit) would otherwise
 race to create them, and all but one fail. After the last job it prints the
 summary table from the ``result.json`` each job wrote (see
-:mod:`serotiny_core.summary`). It runs in the process that started the sweep,
+:mod:`serotiny_core.summary`). Under the SLURM launcher it lets the sweep
+notice jobs that end without a result where the cluster keeps no accounting
+(see :mod:`serotiny_core.slurm_states`). It runs in the process that started the sweep,
 whichever launcher ran the jobs.
 """
 
@@ -21,6 +23,7 @@ from serotiny_core.redact import redact_yaml_file
 from serotiny_core.summary import print_multirun_summary, read_results, result_files
 
 OVERRIDE = f"++hydra.callbacks.serotiny._target_={__name__}.MultirunCallback"
+SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 STORE_KEYS = ["tracking_uri", "experiment_name", "artifact_location"]
 
 
@@ -63,6 +66,10 @@ class MultirunCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.before = result_files(Path(config.hydra.sweep.dir))
         prepare_store(config)
+        if config.hydra.launcher.get("_target_") == SLURM_LAUNCHER:
+            from serotiny_core.slurm_states import watch_sweep
+
+            watch_sweep()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

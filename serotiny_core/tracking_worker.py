@@ -98,7 +98,11 @@ def serve(replies: int) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches the whole process group, and a scheduler ending a job (scancel, a time
+    # limit) sends SIGTERM to every process of it: the command acts on both and then closes
+    # the run through this process, which ends when the command is gone.
+    for ignored in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(ignored, signal.SIG_IGN)
     replies = int(sys.argv[1])
     logger = logging.getLogger("serotiny")
     logger.addHandler(_Forward(replies))

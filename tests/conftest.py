@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from slurm_cluster import Cluster, ClusterUnavailable, shared, stop_shared
+
 SEROTINY = str(Path(sys.executable).parent / "serotiny")
 
 
@@ -55,6 +57,28 @@ def make_plugin(site: Path, dist: str, version: str, entry_name: str, module: st
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[serotiny.plugins]\n{entry_name} = {module}\n")
+
+
+def session_root(factory: pytest.TempPathFactory) -> Path:
+    """The temp folder every xdist worker of this test session shares (a worker's is below it)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    """A real single-node SLURM cluster for this host, one for the whole session; or a skip
+    that says why it cannot run here (not installed, not root, a daemon's log)."""
+    try:
+        return shared(session_root(tmp_path_factory))
+    except ClusterUnavailable as why:
+        pytest.skip(str(why))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The xdist controller (or the only process) ends once all workers have: stop SLURM."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        stop_shared(session_root(session.config._tmp_path_factory))
 
 
 @pytest.fixture
