@@ -138,6 +138,34 @@ def machine() -> str:
             f"mlflow {version('mlflow')}, pandas {version('pandas')}, serotiny {version('serotiny')}")
 
 
+def init_project(where: Path, name: str, configs: Mapping[str, str]) -> Path:
+    """A project made by ``serotiny init NAME`` in ``where``, with ``configs`` (path under its config
+    folder: YAML, dedented) written into it; returns the project's root."""
+    import textwrap
+
+    subprocess.run([SEROTINY, "init", name], cwd=where, env=clean_env(), check=True,
+                   stdout=subprocess.DEVNULL)
+    root = where / name
+    for relative, text in configs.items():
+        (root / name / "config" / relative).write_text(textwrap.dedent(text))
+    return root
+
+
+def write_manifest(path: Path, rows: int, features: int) -> None:
+    """A parquet manifest: ``sample_id``, ``split`` (80/10/10) and ``features`` float32 columns
+    ``feature_*`` drawn from 8 latent factors (something a VAE can learn)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(rows, 8))
+    x = np.tanh(factors @ rng.normal(size=(8, features))) + 0.05 * rng.normal(size=(rows, features))
+    frame = pd.DataFrame(x.astype(np.float32), columns=[f"feature_{i}" for i in range(features)])
+    frame.insert(0, "split", rng.choice(["train", "val", "test"], size=rows, p=[0.8, 0.1, 0.1]))
+    frame.insert(0, "sample_id", [f"s{i:05d}" for i in range(rows)])
+    frame.to_parquet(path, index=False)
+
+
 def header(title: str) -> None:
     print(f"\n## {title}\n")
     print(f"machine: {machine()}\n")

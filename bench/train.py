@@ -31,14 +31,11 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
-
-from _timing import (PYTHON, SEROTINY, clean_env, cpu_seconds, header, median, paired_ratio, seconds,
-                     table, verdict)
+from _timing import (PYTHON, SEROTINY, clean_env, cpu_seconds, header, init_project, median, paired_ratio,
+                     seconds, table, verdict, write_manifest)
 
 ROWS, FEATURES, EPOCHS, BATCH = 20_000, 100, 5, 64
 REPEATS = 3
@@ -164,23 +161,10 @@ What differs (everything else is identical, see the top of bench/train.py):
 
 
 def make_project(where: Path) -> Path:
-    subprocess.run([SEROTINY, "init", PROJECT], cwd=where, env=clean_env(), check=True,
-                   stdout=subprocess.DEVNULL)
-    root = where / PROJECT
-    config = root / PROJECT / "config"
     values = {"batch": BATCH, "features": FEATURES, "epochs": EPOCHS, "project": PROJECT}
-    for relative, text in CONFIGS.items():
-        (config / relative).write_text(textwrap.dedent(text) % values)
+    root = init_project(where, PROJECT, {k: v % values for k, v in CONFIGS.items()})
     (root / PROJECT / "stamp.py").write_text(STAMP)
-    rng = np.random.default_rng(0)
-    import pandas as pd
-
-    factors = rng.normal(size=(ROWS, 8))
-    x = np.tanh(factors @ rng.normal(size=(8, FEATURES))) + 0.05 * rng.normal(size=(ROWS, FEATURES))
-    frame = pd.DataFrame(x.astype(np.float32), columns=[f"feature_{i}" for i in range(FEATURES)])
-    frame.insert(0, "split", rng.choice(["train", "val", "test"], size=ROWS, p=[0.8, 0.1, 0.1]))
-    frame.insert(0, "sample_id", [f"s{i:05d}" for i in range(ROWS)])
-    frame.to_parquet(root / "data" / "bench.parquet", index=False)
+    write_manifest(root / "data" / "bench.parquet", ROWS, FEATURES)
     return root
 
 
