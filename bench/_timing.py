@@ -138,16 +138,84 @@ def machine() -> str:
             f"mlflow {version('mlflow')}, pandas {version('pandas')}, serotiny {version('serotiny')}")
 
 
-def init_project(where: Path, name: str, configs: Mapping[str, str]) -> Path:
-    """A project made by ``serotiny init NAME`` in ``where``, with ``configs`` (path under its config
-    folder: YAML, dedented) written into it; returns the project's root."""
+FIRST_BATCH_STAMP = '''\
+"""Appends the wall-clock time of each fit's first training batch to $BENCH_STAMP (for bench/)."""
+
+import os
+import time
+
+from pytorch_lightning import Callback
+
+
+class FirstBatchStamp(Callback):
+    def __init__(self):
+        self.done = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if not self.done:
+            self.done = True
+            with open(os.environ["BENCH_STAMP"], "a") as out:
+                out.write(repr(time.time()) + "\\n")
+'''
+
+# The bench project's config options (data=bench model=bench trainer=bench trainer/callbacks=bench).
+BENCH_CONFIGS = {
+    "data/bench.yaml": """\
+        _target_: ManifestDatamodule
+        path: ${project_root:}/data/bench.parquet
+        split_column: split
+        batch_size: %(batch)d
+        num_workers: 0
+        loaders:
+          x:
+            _target_: LoadColumns
+            startswith: feature_
+        """,
+    "model/bench.yaml": """\
+        _target_: TabularVAE
+        x_dim: %(features)d
+        latent_dim: %(latent)d
+        hidden_layers: %(hidden)s
+        x_label: x
+        beta: 1.0
+        optimizer:
+          _partial_: true
+          _target_: torch.optim.Adam
+          lr: 1e-3
+        """,
+    "trainer/bench.yaml": """\
+        defaults:
+          - /defaults/trainer/default@_here_
+          - _self_
+
+        accelerator: cpu
+        devices: 1
+        max_epochs: %(epochs)d
+        enable_progress_bar: false
+        enable_model_summary: false
+        log_every_n_steps: 50
+        """,
+    "trainer/callbacks/bench.yaml": """\
+        - _target_: ModelCheckpoint
+          save_last: true
+          save_top_k: 0
+        - _target_: %(project)s.stamp.FirstBatchStamp
+        """,
+}
+
+
+def bench_project(where: Path, name: str, values: Mapping[str, object]) -> Path:
+    """A project made by ``serotiny init NAME`` in ``where``, with the ``bench`` options filled in
+    from ``values`` (batch, features, latent, hidden, epochs) and ``NAME.stamp.FirstBatchStamp``;
+    returns the project's root."""
     import textwrap
 
     subprocess.run([SEROTINY, "init", name], cwd=where, env=clean_env(), check=True,
                    stdout=subprocess.DEVNULL)
     root = where / name
-    for relative, text in configs.items():
-        (root / name / "config" / relative).write_text(textwrap.dedent(text))
+    for relative, text in BENCH_CONFIGS.items():
+        (root / name / "config" / relative).write_text(textwrap.dedent(text) % {**values, "project": name})
+    (root / name / "stamp.py").write_text(FIRST_BATCH_STAMP)
     return root
 
 

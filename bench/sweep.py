@@ -46,7 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import (PYTHON, SEROTINY, clean_env, header, init_project, median, paired_ratio, seconds,
+from _timing import (PYTHON, SEROTINY, bench_project, clean_env, header, median, paired_ratio, seconds,
                      table, verdict, write_manifest)
 
 ROWS, FEATURES, BATCH = 10_000, 16, 64
@@ -55,69 +55,6 @@ REPEATS = 2
 PROJECT = "benchsweep"
 THREADS = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
-STAMP = '''\
-"""Appends the wall-clock time of each fit's first training batch (for bench/sweep.py)."""
-
-import os
-import time
-
-from pytorch_lightning import Callback
-
-
-class FirstBatchStamp(Callback):
-    def __init__(self):
-        self.done = False
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if not self.done:
-            self.done = True
-            with open(os.environ["BENCH_STAMP"], "a") as out:
-                out.write(repr(time.time()) + "\\n")
-'''
-
-CONFIGS = {
-    "data/bench.yaml": """\
-        _target_: ManifestDatamodule
-        path: ${project_root:}/data/bench.parquet
-        split_column: split
-        batch_size: %(batch)d
-        num_workers: 0
-        loaders:
-          x:
-            _target_: LoadColumns
-            startswith: feature_
-        """,
-    "model/bench.yaml": """\
-        _target_: TabularVAE
-        x_dim: %(features)d
-        latent_dim: 2
-        hidden_layers: [32, 32]
-        x_label: x
-        beta: 1.0
-        optimizer:
-          _partial_: true
-          _target_: torch.optim.Adam
-          lr: 1e-3
-        """,
-    "trainer/bench.yaml": """\
-        defaults:
-          - /defaults/trainer/default@_here_
-          - _self_
-
-        accelerator: cpu
-        devices: 1
-        max_epochs: 1
-        enable_progress_bar: false
-        enable_model_summary: false
-        log_every_n_steps: 50
-        """,
-    "trainer/callbacks/bench.yaml": """\
-        - _target_: ModelCheckpoint
-          save_last: true
-          save_top_k: 0
-        - _target_: %(project)s.stamp.FirstBatchStamp
-        """,
-}
 SWEEP = ["-m", "data=bench", "model=bench", "trainer=bench", "trainer/callbacks=bench",
          "model.latent_dim=" + ",".join(map(str, LATENT_DIMS)), "seed=" + ",".join(map(str, SEEDS))]
 
@@ -204,9 +141,8 @@ What differs (everything else is identical, see the top of bench/sweep.py):
 
 
 def make_project(where: Path, rows: int) -> Path:
-    values = {"batch": BATCH, "features": FEATURES, "project": PROJECT}
-    root = init_project(where, PROJECT, {k: v % values for k, v in CONFIGS.items()})
-    (root / PROJECT / "stamp.py").write_text(STAMP)
+    root = bench_project(where, PROJECT, {"batch": BATCH, "features": FEATURES, "latent": 2,
+                                          "hidden": [32, 32], "epochs": 1})
     write_manifest(root / "data" / "bench.parquet", rows, FEATURES)
     return root
 
