@@ -138,6 +138,102 @@ def machine() -> str:
             f"mlflow {version('mlflow')}, pandas {version('pandas')}, serotiny {version('serotiny')}")
 
 
+FIRST_BATCH_STAMP = '''\
+"""Appends the wall-clock time of each fit's first training batch to $BENCH_STAMP (for bench/)."""
+
+import os
+import time
+
+from pytorch_lightning import Callback
+
+
+class FirstBatchStamp(Callback):
+    def __init__(self):
+        self.done = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if not self.done:
+            self.done = True
+            with open(os.environ["BENCH_STAMP"], "a") as out:
+                out.write(repr(time.time()) + "\\n")
+'''
+
+# The bench project's config options (data=bench model=bench trainer=bench trainer/callbacks=bench).
+BENCH_CONFIGS = {
+    "data/bench.yaml": """\
+        _target_: ManifestDatamodule
+        path: ${project_root:}/data/bench.parquet
+        split_column: split
+        batch_size: %(batch)d
+        num_workers: 0
+        loaders:
+          x:
+            _target_: LoadColumns
+            startswith: feature_
+        """,
+    "model/bench.yaml": """\
+        _target_: TabularVAE
+        x_dim: %(features)d
+        latent_dim: %(latent)d
+        hidden_layers: %(hidden)s
+        x_label: x
+        beta: 1.0
+        optimizer:
+          _partial_: true
+          _target_: torch.optim.Adam
+          lr: 1e-3
+        """,
+    "trainer/bench.yaml": """\
+        defaults:
+          - /defaults/trainer/default@_here_
+          - _self_
+
+        accelerator: cpu
+        devices: 1
+        max_epochs: %(epochs)d
+        enable_progress_bar: false
+        enable_model_summary: false
+        log_every_n_steps: 50
+        """,
+    "trainer/callbacks/bench.yaml": """\
+        - _target_: ModelCheckpoint
+          save_last: true
+          save_top_k: 0
+        - _target_: %(project)s.stamp.FirstBatchStamp
+        """,
+}
+
+
+def bench_project(where: Path, name: str, values: Mapping[str, object]) -> Path:
+    """A project made by ``serotiny init NAME`` in ``where``, with the ``bench`` options filled in
+    from ``values`` (batch, features, latent, hidden, epochs) and ``NAME.stamp.FirstBatchStamp``;
+    returns the project's root."""
+    import textwrap
+
+    subprocess.run([SEROTINY, "init", name], cwd=where, env=clean_env(), check=True,
+                   stdout=subprocess.DEVNULL)
+    root = where / name
+    for relative, text in BENCH_CONFIGS.items():
+        (root / name / "config" / relative).write_text(textwrap.dedent(text) % {**values, "project": name})
+    (root / name / "stamp.py").write_text(FIRST_BATCH_STAMP)
+    return root
+
+
+def write_manifest(path: Path, rows: int, features: int) -> None:
+    """A parquet manifest: ``sample_id``, ``split`` (80/10/10) and ``features`` float32 columns
+    ``feature_*`` drawn from 8 latent factors (something a VAE can learn)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(rows, 8))
+    x = np.tanh(factors @ rng.normal(size=(8, features))) + 0.05 * rng.normal(size=(rows, features))
+    frame = pd.DataFrame(x.astype(np.float32), columns=[f"feature_{i}" for i in range(features)])
+    frame.insert(0, "split", rng.choice(["train", "val", "test"], size=rows, p=[0.8, 0.1, 0.1]))
+    frame.insert(0, "sample_id", [f"s{i:05d}" for i in range(rows)])
+    frame.to_parquet(path, index=False)
+
+
 def header(title: str) -> None:
     print(f"\n## {title}\n")
     print(f"machine: {machine()}\n")

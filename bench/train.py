@@ -31,83 +31,16 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
-
-from _timing import (PYTHON, SEROTINY, clean_env, cpu_seconds, header, median, paired_ratio, seconds,
-                     table, verdict)
+from _timing import (PYTHON, SEROTINY, bench_project, clean_env, cpu_seconds, header, median, paired_ratio,
+                     seconds, table, verdict, write_manifest)
 
 ROWS, FEATURES, EPOCHS, BATCH = 20_000, 100, 5, 64
 REPEATS = 3
 PROJECT = "benchproj"
 THREADS = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-
-STAMP = '''\
-"""Writes the wall-clock time of the first training batch (for bench/train.py)."""
-
-import os
-import time
-
-from pytorch_lightning import Callback
-
-
-class FirstBatchStamp(Callback):
-    def __init__(self):
-        self.done = False
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if not self.done:
-            self.done = True
-            with open(os.environ["BENCH_STAMP"], "w") as out:
-                out.write(repr(time.time()))
-'''
-
-CONFIGS = {
-    "data/bench.yaml": """\
-        _target_: ManifestDatamodule
-        path: ${project_root:}/data/bench.parquet
-        split_column: split
-        batch_size: %(batch)d
-        num_workers: 0
-        loaders:
-          x:
-            _target_: LoadColumns
-            startswith: feature_
-        """,
-    "model/bench.yaml": """\
-        _target_: TabularVAE
-        x_dim: %(features)d
-        latent_dim: 8
-        hidden_layers: [64, 64]
-        x_label: x
-        beta: 1.0
-        optimizer:
-          _partial_: true
-          _target_: torch.optim.Adam
-          lr: 1e-3
-        """,
-    "trainer/bench.yaml": """\
-        defaults:
-          - /defaults/trainer/default@_here_
-          - _self_
-
-        accelerator: cpu
-        devices: 1
-        max_epochs: %(epochs)d
-        enable_progress_bar: false
-        enable_model_summary: false
-        log_every_n_steps: 50
-        """,
-    "trainer/callbacks/bench.yaml": """\
-        - _target_: ModelCheckpoint
-          save_last: true
-          save_top_k: 0
-        - _target_: %(project)s.stamp.FirstBatchStamp
-        """,
-}
 
 HAND_SCRIPT = '''\
 """The same fit, by hand: pandas + TensorDataset + DataLoader + TabularVAE + pl.Trainer."""
@@ -164,23 +97,9 @@ What differs (everything else is identical, see the top of bench/train.py):
 
 
 def make_project(where: Path) -> Path:
-    subprocess.run([SEROTINY, "init", PROJECT], cwd=where, env=clean_env(), check=True,
-                   stdout=subprocess.DEVNULL)
-    root = where / PROJECT
-    config = root / PROJECT / "config"
-    values = {"batch": BATCH, "features": FEATURES, "epochs": EPOCHS, "project": PROJECT}
-    for relative, text in CONFIGS.items():
-        (config / relative).write_text(textwrap.dedent(text) % values)
-    (root / PROJECT / "stamp.py").write_text(STAMP)
-    rng = np.random.default_rng(0)
-    import pandas as pd
-
-    factors = rng.normal(size=(ROWS, 8))
-    x = np.tanh(factors @ rng.normal(size=(8, FEATURES))) + 0.05 * rng.normal(size=(ROWS, FEATURES))
-    frame = pd.DataFrame(x.astype(np.float32), columns=[f"feature_{i}" for i in range(FEATURES)])
-    frame.insert(0, "split", rng.choice(["train", "val", "test"], size=ROWS, p=[0.8, 0.1, 0.1]))
-    frame.insert(0, "sample_id", [f"s{i:05d}" for i in range(ROWS)])
-    frame.to_parquet(root / "data" / "bench.parquet", index=False)
+    root = bench_project(where, PROJECT, {"batch": BATCH, "features": FEATURES, "latent": 8,
+                                          "hidden": [64, 64], "epochs": EPOCHS})
+    write_manifest(root / "data" / "bench.parquet", ROWS, FEATURES)
     return root
 
 

@@ -23,6 +23,7 @@ import yaml
 from serotiny_core.served import MODEL_ARTIFACT, ModelSpec, predict_rows
 
 PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+CHECK_PINS = "warn_dependency_requirement_mismatches"  # in mlflow.utils.environment
 
 
 class ServedRun(mlflow.pyfunc.PythonModel):
@@ -46,12 +47,34 @@ def save(spec: ModelSpec, checkpoint: Path, staging: Path) -> Path:
     config.write_text(yaml.safe_dump(spec.config, sort_keys=False))
     folder = staging / MODEL_ARTIFACT
     entry = Path(__file__).with_name("pyfunc_entry.py")
-    with _quiet():
+    with _quiet(), _pins_unchecked():
         mlflow.pyfunc.save_model(str(folder), python_model=str(entry),
                                  artifacts={"checkpoint": str(checkpoint), "config": str(config)},
                                  signature=infer_signature(spec.example, spec.output),
                                  input_example=spec.example, pip_requirements=spec.requirements)
     return folder
+
+
+@contextlib.contextmanager
+def _pins_unchecked() -> Iterator[None]:
+    """Without MLflow's check of each requirement against the installed packages.
+
+    The pins are the installed versions (serotiny's and its plugins'), so the
+    check finds nothing; but it maps every installed distribution's files to
+    its modules first, 1-2.5 s of each train run's MLflow process (once per
+    job in a sweep). An MLflow without that function runs its own check.
+    """
+    from mlflow.utils import environment
+
+    check = getattr(environment, CHECK_PINS, None)
+    if check is None:
+        yield
+        return
+    setattr(environment, CHECK_PINS, lambda requirements: None)
+    try:
+        yield
+    finally:
+        setattr(environment, CHECK_PINS, check)
 
 
 @contextlib.contextmanager

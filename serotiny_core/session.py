@@ -30,7 +30,7 @@ from serotiny_core.job import Job, RunContext, global_rank, override_key
 from serotiny_core.plugins import one_line
 from serotiny_core.redact import recordable
 from serotiny_core.tracking import MODE_TAG, TrackingSettings, embedded_store, pin, run_tags
-from serotiny_core.tracking_process import TrackingProcess, discard_spare
+from serotiny_core.tracking_process import TrackingProcess, discard_spare, start_early
 
 log = logging.getLogger("serotiny")
 CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
@@ -86,6 +86,8 @@ class Session:
         tracker = TrackingProcess(settings) if settings is not None and global_rank() == 0 else None
         if tracker is None:
             discard_spare()
+        elif job.multirun and context.in_command_process:
+            start_early()  # the next job's MLflow process imports MLflow while this job runs
         try:
             yield cls(tracker, job, context)
         finally:

@@ -15,6 +15,7 @@ run (killed), the run is marked KILLED here.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -77,6 +78,9 @@ def _start(settings: Any) -> Any:
 def serve(replies: int) -> None:
     """Answer requests until the command says it is done, or is gone; then end a run it left open."""
     import mlflow  # noqa: F401  (first, while the command is still composing its config)
+    # The default store's code (SQLAlchemy, alembic: ~1 s), also before the command asks: a
+    # sweep's next job finds its process, started during the job before, ready to open the store.
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
     settings = channel.receive(REQUESTS)
     try:
@@ -112,6 +116,9 @@ def main() -> None:
         serve(replies)
     except channel.Closed:  # the command is gone; nothing is left to answer
         pass
+    # The command waits for this process to exit (once per job in a sweep). Frozen, the
+    # garbage collector does not scan what MLflow imported at shutdown: ~0.1 s instead of 1-2 s.
+    gc.freeze()
 
 
 if __name__ == "__main__":

@@ -182,3 +182,49 @@ def test_server_killed_mid_training_does_not_stop_training(project, tmp_path):
     import torch
 
     assert torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 7
+
+
+WORKER_PROBE = '''\
+"""Writes the MLflow processes (serotiny_core.tracking_worker) the job's process has, at its fit's start."""
+
+import os
+from pathlib import Path
+
+from pytorch_lightning import Callback
+
+
+def tracking_workers():
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == os.getpid() and b"serotiny_core.tracking_worker" in command:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+class WorkerProbe(Callback):
+    def on_train_start(self, trainer, pl_module):
+        with open(os.environ["WORKER_PROBE"], "a") as out:
+            out.write(" ".join(map(str, tracking_workers())) + "\\n")
+'''
+
+
+def test_a_sweep_job_takes_the_mlflow_process_started_during_the_job_before(project, tmp_path):
+    """Hydra's basic launcher runs the jobs in the command's process: each job starts the next
+    job's MLflow process, which imports MLflow while the job trains (seconds per job saved)."""
+    (project / "proj" / "probe.py").write_text(WORKER_PROBE)
+    (project / "proj" / "config" / "trainer" / "callbacks" / "probe.yaml").write_text(
+        "- _target_: proj.probe.WorkerProbe\n")
+    probe = tmp_path / "workers.txt"
+    result = run_cli("train", "-m", "model.latent_dim=2,3", "trainer.max_epochs=1",
+                     "trainer/callbacks=probe", cwd=project, env={"WORKER_PROBE": str(probe)})
+    assert result.code == 0, result.text
+    first, second = [set(line.split()) for line in probe.read_text().splitlines()]
+    assert len(first) == 2, first  # its own, and the next job's
+    assert first & second, (first, second)  # the second job took the one started for it
+    runs = client_for(project).search_runs([only_run(client_for(project), count=2).info.experiment_id])
+    assert {r.info.status for r in runs} == {"FINISHED"}
