@@ -1,4 +1,5 @@
-"""Ctrl-C on a sweep: always exit 130, the running job's run KILLED, no further job."""
+"""Ctrl-C on a sweep: always exit 130, the running job's run and the sweep's parent KILLED,
+no further job; the same command again resumes the sweep."""
 
 from __future__ import annotations
 
@@ -47,5 +48,6 @@ def test_ctrl_c_on_a_sweep_stops_it(project, delay):
         out, _ = proc.communicate()
     text = "".join(lines) + out
     assert proc.returncode == 130, text[-3000:]
-    assert runs_by_status(project) == {"swept-0": "KILLED"}, text[-3000:]
+    # the running job's run and the sweep's parent run
+    assert runs_by_status(project) == {"swept": "KILLED", "swept-0": "KILLED"}, text[-3000:]
     assert "#1 :" not in text
