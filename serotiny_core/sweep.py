@@ -102,8 +102,8 @@ def _children(client: Any, run_id: str) -> list[Any]:
                               max_results=SEARCHED_CHILDREN) if ids else []
 
 
-def _snapshot(client: Any, run_id: str) -> dict[str, tuple[str, Any]]:
-    return {r.info.run_id: (r.info.status, r.info.end_time) for r in _children(client, run_id)}
+def _snapshot(children: Sequence[Any]) -> dict[str, tuple[str, Any]]:
+    return {r.info.run_id: (r.info.status, r.info.end_time) for r in children}
 
 
 def _find_parent(client: Any, experiment_id: str, key: str) -> Any | None:
@@ -154,7 +154,7 @@ def open_parent(client: Any, experiment_id: str, config: DictConfig, experiment:
         _parent = Parent(client, _create(client, experiment_id, config, key), "")
     else:
         _parent = Parent(client, found.info.run_id, found.info.status,
-                         _snapshot(client, found.info.run_id))
+                         _snapshot(_children(client, found.info.run_id)))
         if found.info.status != "FINISHED":
             client.update_run(found.info.run_id, status="RUNNING")
         log.info("continuing sweep %r (MLflow run %s): finished jobs are skipped, interrupted "
@@ -193,34 +193,41 @@ def _status(children: Sequence[Any]) -> str:
     return "FINISHED" if all(r.info.status == "FINISHED" for r in children) else "FAILED"
 
 
-def close_parent(config: DictConfig, results: Sequence[Mapping[str, Any]]) -> None:
-    """After the last job: the summary as artifacts, the best objective, the status of the
-    children; nothing at all when the sweep was complete already and no child changed."""
+def _taken() -> tuple[Parent, list[Any]] | None:
+    """The open parent, now closed for this process, and its children; None when there is
+    none, or when the sweep was complete already and no child changed (nothing to write)."""
     global _parent
     parent, _parent = _parent, None
     os.environ.pop(PARENT_ENV, None)
     if parent is None:
-        return
+        return None
     children = _children(parent.client, parent.run_id)
-    now = {r.info.run_id: (r.info.status, r.info.end_time) for r in children}
-    if parent.previous_status == "FINISHED" and now == parent.children_before:
+    if parent.previous_status == "FINISHED" and _snapshot(children) == parent.children_before:
+        return None
+    return parent, children
+
+
+def close_parent(config: DictConfig, results: Sequence[Mapping[str, Any]]) -> None:
+    """After the last job: the summary as artifacts, the best objective, and the status the
+    children add up to."""
+    taken = _taken()
+    if taken is None:
         return
+    parent, children = taken
     with tempfile.TemporaryDirectory(prefix="serotiny-sweep-") as folder:
         _log_outcome(parent, config, results, write_summary_files(results, Path(folder)))
     parent.client.set_terminated(parent.run_id, _status(children))
 
 
 def _abandon(status: str) -> None:
-    """End a parent the sweep left open (a job raised, or Ctrl-C), unless nothing changed."""
-    global _parent
-    parent, _parent = _parent, None
-    os.environ.pop(PARENT_ENV, None)
-    if parent is None:
-        return
-    if parent.previous_status == "FINISHED" and _snapshot(parent.client, parent.run_id) == \
-            parent.children_before:
-        return
-    parent.client.set_terminated(parent.run_id, status)
+    """End a parent the sweep left open (a job raised, or Ctrl-C); the error that stopped the
+    sweep is what the command reports, so a store that fails here only warns."""
+    try:
+        taken = _taken()
+        if taken is not None:
+            taken[0].client.set_terminated(taken[0].run_id, status)
+    except Exception as error:  # noqa: BLE001
+        log.warning("the sweep's parent run was not marked %s: %s", status, str(error)[:200])
 
 
 @contextlib.contextmanager
