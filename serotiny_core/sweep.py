@@ -112,6 +112,11 @@ def _find_parent(client: Any, experiment_id: str, key: str) -> Any | None:
     return found[0] if found else None
 
 
+def command_overrides(config: DictConfig) -> list[str]:
+    """The command line's overrides as typed: ``${oc.env:...}`` stays unresolved (no secret)."""
+    return [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+
+
 def _run_name(config: DictConfig) -> str:
     """The parent's name: the configured run name (its jobs add ``-<job>``), else ``sweep``."""
     try:
@@ -132,7 +137,7 @@ def _config_text(config: DictConfig) -> str:
 
 
 def _create(client: Any, experiment_id: str, config: DictConfig, key: str) -> str:
-    overrides = task_overrides(list(config.hydra.overrides.task))
+    overrides = task_overrides(command_overrides(config))
     tags = {SWEEP_KEY_TAG: key, MODE_TAG: SWEEP_MODE, OVERRIDES_TAG: " ".join(overrides),
             SWEEP_DIR_TAG: str(config.hydra.sweep.dir), "serotiny.version": __version__}
     run_id = client.create_run(experiment_id, tags=tags, run_name=_run_name(config)).info.run_id
@@ -148,7 +153,7 @@ def open_parent(client: Any, experiment_id: str, config: DictConfig, experiment:
     """
     global _parent
     mode = str(config.hydra.job.config_name)
-    key = sweep_key(mode, experiment, list(config.hydra.overrides.task))
+    key = sweep_key(mode, experiment, command_overrides(config))
     found = None if config.get(FRESH_KEY) else _find_parent(client, experiment_id, key)
     if found is None:
         _parent = Parent(client, _create(client, experiment_id, config, key), "")
