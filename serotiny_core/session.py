@@ -151,8 +151,8 @@ class Session:
         self._log_manifest(cfg.get("data"))
         self._attach_fluent()
         if self.tracker.resumed:
-            log.info("continuing MLflow run %s (%s)", self.tracker.settings.run_name or "",
-                     self.tracker.run_id)
+            name = self.tracker.previous_tags.get("mlflow.runName", self.tracker.settings.run_name)
+            log.info("continuing MLflow run %s (%s)", name or "", self.tracker.run_id)
 
     def _open_train(self, tags: dict[str, str]) -> None:
         """A sweep's job: its child run of the sweep's parent, found by its overrides; otherwise
