@@ -104,6 +104,10 @@ def test_a_sweep_is_a_parent_run_and_a_rerun_changes_nothing_unless_fresh(small)
     assert parents[0].data.tags["serotiny.sweep_key"] == parents[1].data.tags["serotiny.sweep_key"]
     assert {c.data.tags["mlflow.parentRunId"] for c in children[2:]} == {parents[1].info.run_id}
 
+    tested = run_cli("test", cwd=small)  # a sweep's newest job, never its parent
+    assert tested.code == 0, tested.text
+    assert f"({children[-1].info.run_id}) of experiment" in tested.text
+
 
 @pytest.mark.slow
 def test_submitit_local_jobs_are_children_of_the_parent(small):
