@@ -42,7 +42,7 @@ from serotiny_core.registry import Registry
 from serotiny_core.targets import DEFAULT_TRAINER, argument_names, did_you_mean, no_argument
 
 # Top-level keys the train/test/predict flows read; `mlflow.*` keys come from TrackingSettings.
-FRAMEWORK_KEYS = ("seed", "ckpt_path", "test_after_fit", "optimized_metric")
+FRAMEWORK_KEYS = ("seed", "ckpt_path", "test_after_fit", "optimized_metric", "fresh_sweep")
 INTERNAL_GROUPS = ("defaults",)
 DEFAULT_TARGETS = {"trainer": DEFAULT_TRAINER}  # a trainer node may leave out _target_
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Iterator
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-from serotiny_core import component_source, composition, interrupts, resolvers, tracking_process
+from serotiny_core import component_source, composition, interrupts, resolvers, sweep, tracking_process
 from serotiny_core.job import (RunContext, global_rank, override_key, rank_overrides,
                                share_with_ranks, standard_start_method)
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
@@ -193,7 +193,7 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
         args.overrides, args.multirun = ranked, False
     version.setbase(HYDRA_VERSION_BASE)
     GlobalHydra.instance().clear()  # a second command in one process (tests, notebooks)
-    with _errors_returned(), interrupts.caught():  # a Ctrl-C between a sweep's jobs is kept too
+    with _errors_returned(), interrupts.caught(), sweep.ended_on_exit():  # a Ctrl-C between jobs too
         try:
             _run_hydra(args=args, args_parser=parser, task_function=_task(context),
                        config_path=str(project.config_dir), config_name=mode)

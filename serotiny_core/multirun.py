@@ -4,9 +4,11 @@ Before a multirun's first train job it creates the MLflow store's tables and
 the experiment: jobs that start together (joblib, submitit) would otherwise
 race to create them, and all but one fail. After the last job it prints the
 summary table from the ``result.json`` each job wrote (see
-:mod:`serotiny_core.summary`). Under the SLURM launcher it lets the sweep
-notice jobs that end without a result where the cluster keeps no accounting
-(see :mod:`serotiny_core.slurm_states`). It runs in the process that started the sweep,
+:mod:`serotiny_core.summary`). A train sweep is one MLflow parent run, made
+here, whose children are the jobs' runs (:mod:`serotiny_core.sweep`). Under
+the SLURM launcher it lets the sweep notice jobs that end without a result
+where the cluster keeps no accounting (see :mod:`serotiny_core.slurm_states`).
+It runs in the process that started the sweep,
 whichever launcher ran the jobs.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from serotiny_core import resolvers
+from serotiny_core import resolvers, sweep
 from serotiny_core.redact import redact_yaml_file
 from serotiny_core.summary import print_multirun_summary, read_results, result_files
 
@@ -40,7 +42,8 @@ def _store_settings(config: DictConfig) -> dict[str, Any] | None:
 
 
 def prepare_store(config: DictConfig) -> None:
-    """Create the tracking store and the experiment train jobs will log to, once.
+    """Create the tracking store and the experiment train jobs will log to, once, and the
+    sweep's parent run (see :mod:`serotiny_core.sweep`).
 
     test and predict jobs only read runs that exist, so they race for nothing.
     """
@@ -54,11 +57,14 @@ def prepare_store(config: DictConfig) -> None:
     if settings is not None:
         check_reachable(settings.tracking_uri, settings.credentials)
         with store_lock(settings.tracking_uri):  # another command may be creating it too
-            Tracker(settings).experiment_id()
+            tracker = Tracker(settings)
+            sweep.open_parent(tracker.client, tracker.experiment_id(), config,
+                              settings.experiment_name)
 
 
 class MultirunCallback(Callback):
-    """Prepares the tracking store before a sweep and prints the summary after it."""
+    """Prepares the tracking store and the parent run before a sweep; prints and records the
+    summary after it."""
 
     def __init__(self) -> None:
         self.before: dict[Path, int] = {}
@@ -77,3 +83,4 @@ class MultirunCallback(Callback):
         results = read_results(sweep_dir, self.before)
         if results:
             print_multirun_summary(results, sweep_dir)
+        sweep.close_parent(config, results)

@@ -44,14 +44,14 @@ def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> R
     assembly.seed(cfg)
     datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(cfg.model)
     with session.run(cfg):
-        ckpt_path = cfg.get("ckpt_path") or session.resume_checkpoint(cfg)
-        if session.finished_already:
-            return _result(cfg, context, job, session, None)
+        resumed = session.resume_checkpoint(cfg)
+        if resumed.done:  # a sweep's finished job returns what its run recorded
+            return _result(cfg, context, job, session, resumed.metrics)
         trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=True,
                                    extra=pruning.callbacks(optimized_metric(cfg, context), global_rank()))
         session.watch(trainer)
         session.log_model_summary(model)
-        assembly.fit(trainer, model, datamodule, ckpt_path, context.weights_only)
+        assembly.fit(trainer, model, datamodule, resumed.checkpoint, context.weights_only)
         fitted = dict(trainer.callback_metrics)  # a test after the fit replaces them
         pruned = pruning.was_pruned(trainer)
         if pruned:  # the run ends FINISHED: stopped on purpose, not failed

@@ -19,11 +19,12 @@ import logging
 import os
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from serotiny_core import fluent, interrupts, lightning_ns
+from serotiny_core import fluent, interrupts, lightning_ns, sweep
 from serotiny_core.checkpoint_info import checkpoint_epoch
 from serotiny_core.errors import ConfigError, Interrupted
 from serotiny_core.job import Job, RunContext, global_rank, override_key
@@ -63,6 +64,16 @@ def tracking_settings(cfg: DictConfig, context: RunContext, job: Job) -> Trackin
     return settings
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """What resuming found: the checkpoint to train from (None: from scratch), whether the
+    run is done already, and then the metrics it recorded (a sweep's finished job)."""
+
+    checkpoint: str | None
+    done: bool = False
+    metrics: Mapping[str, float] | None = None
+
+
 class Session:
     """One command's MLflow run, or nothing when tracking is off."""
 
@@ -71,7 +82,6 @@ class Session:
         self.job = job
         self.context = context
         self.trainer: Any = None
-        self.finished_already = False
 
     @property
     def run_id(self) -> str | None:
@@ -129,8 +139,9 @@ class Session:
         tags = run_tags(self.context.argv, self.context.plugins, self.job.output_dir)
         tags[MODE_TAG] = mode
         if mode == "train":  # a resumed run's checkpoint tags move when it writes one (_end)
-            folder = str(self.job.output_dir / "checkpoints")
-            self.tracker.open(tags, root, "open", {CHECKPOINT_DIR_TAG: folder})
+            self._open_train(tags)
+            if self.tracker.state.read_only:  # a sweep's finished job: nothing to write
+                return
         elif cfg.get("ckpt_path"):
             self.tracker.open(tags, root, "create")
         else:
@@ -142,8 +153,21 @@ class Session:
         self._log_manifest(cfg.get("data"))
         self._attach_fluent()
         if self.tracker.resumed:
-            log.info("continuing MLflow run %s (%s)", self.tracker.settings.run_name or "",
-                     self.tracker.run_id)
+            name = self.tracker.previous_tags.get("mlflow.runName", self.tracker.settings.run_name)
+            log.info("continuing MLflow run %s (%s)", name or "", self.tracker.run_id)
+
+    def _open_train(self, tags: dict[str, str]) -> None:
+        """A sweep's job: its child run of the sweep's parent, found by its overrides; otherwise
+        the run of this name (resumed) or a new one."""
+        assert self.tracker is not None
+        new_run = {CHECKPOINT_DIR_TAG: str(self.job.output_dir / "checkpoints")}
+        parent = sweep.parent_id() if self.job.multirun else None
+        if parent is None or self.tracker.settings.run_id:
+            self.tracker.open(tags, self.context.project.root, "open", new_run)
+            return
+        new_run[sweep.JOB_NUM_TAG] = str(self.job.num)
+        self.tracker.open(tags, self.context.project.root, "open_tagged",
+                          sweep.child_tags(parent, self.job.overrides), new_run)
 
     def _attach_fluent(self) -> None:
         """``mlflow.*`` calls of the job's own code go to this run."""
@@ -218,24 +242,31 @@ class Session:
             check_checkpoint(unreadable[-1])
         return None
 
-    def resume_checkpoint(self, cfg: DictConfig) -> str | None:
-        """When this run_name already ran: its last checkpoint (or None to start afresh)."""
-        if self.tracker is None or not self.tracker.resumed:
-            return None
+    def resume_checkpoint(self, cfg: DictConfig) -> Resumed:
+        """Where train starts: ``ckpt_path``, or the last checkpoint of the run it reopened
+        (none: from scratch); and whether that run is done already (nothing to train)."""
+        state = self.tracker.state if self.tracker is not None else None
+        if state is not None and state.read_only:
+            log.info("sweep job %d finished already in MLflow run %s: skipped "
+                     "(fresh_sweep=true runs the sweep afresh)", self.job.num, state.run_id)
+            return Resumed(None, done=True, metrics=state.metrics)
+        if cfg.get("ckpt_path"):
+            return Resumed(str(cfg.ckpt_path))
+        if state is None or not state.resumed:
+            return Resumed(None)
         ckpt = self._run_checkpoint(("last.ckpt",))
         if ckpt is None:
             log.warning("MLflow run %s has no checkpoint to resume from; training from scratch",
-                        self.tracker.run_id)
-            return None
+                        state.run_id)
+            return Resumed(None)
         done, max_epochs = completed_epochs(ckpt), cfg.trainer.get("max_epochs")
         if max_epochs is not None and max_epochs >= 0 and done >= max_epochs:
             log.info("run %r already trained %d of max_epochs=%d epochs; nothing to do "
                      "(raise trainer.max_epochs to train further)",
                      self.tracker.settings.run_name, done, max_epochs)
-            self.finished_already = True
-        else:
-            log.info("resuming from %s (%d epochs done)", ckpt, done)
-        return str(ckpt)
+            return Resumed(str(ckpt), done=True)
+        log.info("resuming from %s (%d epochs done)", ckpt, done)
+        return Resumed(str(ckpt))
 
     def model_and_checkpoint(self, cfg: DictConfig) -> tuple[DictConfig, DictConfig, str]:
         """For test/predict: the model, data and checkpoint to use.

@@ -50,6 +50,34 @@ def _value(result: Mapping[str, Any]) -> str:
     return f"{objective:.6g}"
 
 
+def summary_rows(results: Sequence[Mapping[str, Any]]) -> tuple[str, list[list[str]]]:
+    """The metric's name and one row per job (job, overrides, value, run id), by job number."""
+    metric = next((r["metric"] for r in results if r.get("metric")), "metric")
+    rows = [[str(r["job"]), " ".join(r["overrides"]), _value(r), r.get("run_id") or "-"]
+            for r in sorted(results, key=lambda r: r["job"])]
+    return metric, rows
+
+
+def write_summary_files(results: Sequence[Mapping[str, Any]], folder: Path) -> list[Path]:
+    """The summary table as ``summary.csv`` and ``summary.md`` in ``folder`` (a sweep's parent
+    run keeps them as artifacts)."""
+    import csv
+
+    metric, rows = summary_rows(results)
+    header = ["job", "overrides", metric, "run id"]
+    csv_path, md_path = folder / "summary.csv", folder / "summary.md"
+    with csv_path.open("w", newline="") as stream:
+        csv.writer(stream).writerows([header, *rows])
+    lines = [header, ["---"] * len(header), *rows]
+    md_path.write_text("".join(_markdown_row(line) for line in lines))
+    return [csv_path, md_path]
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
+    escaped = [cell.replace("|", "\\|") for cell in cells]
+    return f"| {' | '.join(escaped)} |\n"
+
+
 def print_multirun_summary(results: Sequence[Mapping[str, Any]], sweep_dir: Path) -> None:
     """Job number, overrides, final monitored metric and MLflow run id of each job.
 
@@ -59,15 +87,14 @@ def print_multirun_summary(results: Sequence[Mapping[str, Any]], sweep_dir: Path
     from rich.console import Console
     from rich.table import Table
 
-    metric = next((r["metric"] for r in results if r.get("metric")), "metric")
+    metric, rows = summary_rows(results)
     table = Table(title="multirun summary", title_justify="left",
                   caption=f"job folders under {sweep_dir}", caption_justify="left")
     table.add_column("job", no_wrap=True)
     table.add_column("overrides", overflow="fold")
     table.add_column(metric, no_wrap=True)
     table.add_column("run id", no_wrap=True, min_width=RUN_ID_WIDTH)
-    for result in sorted(results, key=lambda r: r["job"]):
-        table.add_row(str(result["job"]), " ".join(result["overrides"]), _value(result),
-                      result.get("run_id") or "-")
+    for row in rows:
+        table.add_row(*row)
     console = Console()
     (console if console.is_terminal else Console(width=LOG_WIDTH)).print(table)

@@ -33,6 +33,7 @@ log = logging.getLogger("serotiny")
 
 MODE_TAG = "serotiny.mode"  # train, test or predict: which command made the run
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI shows the run under its parent
+SWEEP_JOB_TAG = "serotiny.sweep_job"  # a sweep job's overrides, on its run (see serotiny_core.sweep)
 ERROR_TAG = "serotiny.error"
 SEARCHED_RUNS = 100  # newest runs looked at when a name or "the latest train run" is looked for
 MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a param value
@@ -220,6 +221,14 @@ class RunState:
     resumed: bool
     previous_tags: dict[str, str]
     source_run_id: str
+    read_only: bool = False  # a finished run found again, only read (a sweep's finished job)
+    metrics: dict[str, float] = field(default_factory=dict)  # a read-only run's recorded metrics
+
+
+def is_top_level(run: Any) -> bool:
+    """Not run under another train run: no parent, or a sweep's parent (its jobs are train runs)."""
+    tags = run.data.tags
+    return PARENT_TAG not in tags or SWEEP_JOB_TAG in tags
 
 
 def is_train_run(run: Any) -> bool:
@@ -251,6 +260,8 @@ class Tracker:
         self.ended = False
         self.previous_tags: dict[str, str] = {}
         self.previous_status = ""
+        self.read_only = False  # a finished run found again: nothing is written to it
+        self.recorded_metrics: dict[str, float] = {}  # that run's metrics (their last values)
         self.retagged: dict[str, str] = {}  # the tags opening a resumed run set
         self.source_run_id: str | None = None  # whose artifacts are read: this run, or its parent
         self.unreachable = False
@@ -262,7 +273,7 @@ class Tracker:
         After the first failure the store is taken as gone: later calls are
         skipped (and named) instead of each waiting out MLflow's retries.
         """
-        if self.run_id is None:  # the run did not open, and its error says why: nothing to log to
+        if self.run_id is None or self.read_only:  # not opened (its error says why), or only read
             return None
         if self.unreachable:
             self.not_logged.append(what)
@@ -317,8 +328,8 @@ class Tracker:
                                   hint="pass the id of an existing run") from None
         if not self.settings.run_name or not experiment_id:
             return None
-        quoted = self.settings.run_name.replace("'", "\\'")
-        found = self.client.search_runs([experiment_id], f"tags.`mlflow.runName` = '{quoted}'",
+        found = self.client.search_runs([experiment_id],
+                                        f"tags.`mlflow.runName` = '{quote(self.settings.run_name)}'",
                                         order_by=["attributes.start_time DESC"],
                                         max_results=SEARCHED_RUNS)
         return next((run for run in found if is_train_run(run)), None)
@@ -330,13 +341,34 @@ class Tracker:
         found = self.client.search_runs([experiment_id], "attributes.status = 'FINISHED'",
                                         order_by=["attributes.end_time DESC"],
                                         max_results=SEARCHED_RUNS)
-        return next((run for run in found if is_train_run(run) and PARENT_TAG not in run.data.tags),
-                    None)
+        return next((run for run in found if is_train_run(run) and is_top_level(run)), None)
 
     def open(self, tags: Mapping[str, str], new_run_tags: Mapping[str, str] | None = None) -> RunState:
         """Reopen the run of this name (resume) or start a new one, with ``new_run_tags`` too."""
         self.experiment = self.experiment_id()
-        existing = self.find_run(self.experiment)
+        return self._open_found(self.find_run(self.experiment), tags, new_run_tags)
+
+    def open_tagged(self, tags: Mapping[str, str], match: Mapping[str, str],
+                    new_run_tags: Mapping[str, str]) -> RunState:
+        """The newest run carrying every tag of ``match``: only read when it FINISHED (a sweep
+        job done already), else reopened (resumed); or a new run with ``match`` as tags too."""
+        self.experiment = self.experiment_id()
+        conditions = " and ".join(f"tags.`{key}` = '{quote(value)}'" for key, value in match.items())
+        found = self.client.search_runs([self.experiment], conditions, max_results=1,
+                                        order_by=["attributes.start_time DESC"])
+        if found and found[0].info.status == "FINISHED":
+            return self._only_read(found[0])
+        return self._open_found(found[0] if found else None, tags, {**match, **new_run_tags})
+
+    def _only_read(self, run: Any) -> RunState:
+        self.run_id, self.experiment, self.resumed = run.info.run_id, run.info.experiment_id, True
+        self.source_run_id, self.read_only = self.run_id, True
+        self.previous_tags, self.previous_status = dict(run.data.tags), run.info.status
+        self.recorded_metrics = dict(run.data.metrics)
+        return self.state()
+
+    def _open_found(self, existing: Any | None, tags: Mapping[str, str],
+                    new_run_tags: Mapping[str, str] | None) -> RunState:
         if existing is None:
             return self.create({**tags, **(new_run_tags or {})})
         self._reopen(existing)
@@ -388,7 +420,7 @@ class Tracker:
     def state(self) -> RunState:
         assert self.run_id is not None
         return RunState(self.run_id, self.experiment, self.resumed, self.previous_tags,
-                        self.source_run_id or self.run_id)
+                        self.source_run_id or self.run_id, self.read_only, self.recorded_metrics)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """All tags in one write."""
@@ -515,6 +547,11 @@ class Tracker:
             more = " ..." if len(self.not_logged) > 10 else ""
             log.warning("MLflow at %s did not record: %s%s; checkpoints and outputs are on local disk",
                         self.settings.tracking_uri, "; ".join(self.not_logged[:10]), more)
+
+
+def quote(value: str) -> str:
+    """A value inside a single-quoted string of an MLflow search filter."""
+    return value.replace("'", "\\'")
 
 
 def run_tags(command: list[str], plugins: Any, output_dir: Path) -> dict[str, str]:

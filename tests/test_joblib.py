@@ -28,7 +28,8 @@ def sweep(root: Path, *overrides: str, debug: bool = False):
 
 def finished_runs(root: Path, count: int) -> list:
     client = MlflowClient(f"sqlite:///{root}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
+                              "tags.`serotiny.mode` != 'sweep'")  # the jobs' runs, not the parent
     assert len(runs) == count, [r.info.run_name for r in runs]
     for run in runs:
         assert run.info.status == "FINISHED", (run.info.run_name, run.data.tags.get("serotiny.error"))

@@ -103,7 +103,9 @@ def test_cfg_job_shows_overrides_without_training(project):
 def test_multirun_makes_one_run_per_job_and_a_summary(serotiny_project, run_serotiny, mlflow_runs):
     result = run_serotiny("train", "-m", "model.latent_dim=2,3", "mlflow.run_name=sweep")
     assert result.code == 0, result.text
-    found = mlflow_runs("proj")
+    parent, *found = mlflow_runs("proj")
+    assert parent.name == "sweep" and parent.tags["serotiny.mode"] == "sweep"
+    assert all(r.tags["mlflow.parentRunId"] == parent.run_id for r in found)
     assert sorted(r.name for r in found) == ["sweep-0", "sweep-1"]
     assert sorted(r.params["model/latent_dim"] for r in found) == ["2", "3"]
     assert sorted(result.run_ids) == sorted(r.run_id for r in found)

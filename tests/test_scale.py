@@ -20,10 +20,11 @@ DDP_ON_CPU = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=
 
 
 def mlflow_runs(project: Path) -> list:
+    """The jobs' runs (a sweep's parent run left out: tests/test_sweeps.py checks it)."""
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")
     experiment = client.get_experiment_by_name("proj")
     assert experiment is not None, "no MLflow experiment 'proj'"
-    return client.search_runs([experiment.experiment_id])
+    return client.search_runs([experiment.experiment_id], "tags.`serotiny.mode` != 'sweep'")
 
 
 def job_dirs(project: Path) -> list[Path]:

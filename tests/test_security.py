@@ -76,7 +76,9 @@ def test_secrets_are_recorded_nowhere(project):
     assert files_holding(project, env_secret, typed_secret) == []
     assert env_secret not in result.text
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    [run] = client.search_runs([client.get_experiment_by_name("proj").experiment_id])
+    parent, run = client.search_runs([client.get_experiment_by_name("proj").experiment_id],
+                                     order_by=["attributes.start_time ASC"])
+    assert "+notes.api_key=***" in parent.data.tags["serotiny.sweep_overrides"]
     assert run.data.params["notes/from_env"] == "${oc.env:MY_SECRET}"
     assert run.data.params["notes/token"] == run.data.params["notes/api_key"] == "***"
     assert "+notes.api_key=***" in run.data.tags["serotiny.command"]

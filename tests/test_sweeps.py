@@ -1,0 +1,132 @@
+"""A train sweep is one MLflow parent run with a child run per job, and a re-run resumes it.
+
+The real CLI on a real SQLite store. Interrupting and resuming a sweep is
+in tests/test_interrupt_sweep.py (it needs signals, so subprocesses).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import run_cli
+from projects import manifest
+
+ONE_EPOCH = ("trainer.max_epochs=1", "trainer.callbacks=[]")
+
+
+@pytest.fixture
+def small(project: Path) -> Path:
+    """``serotiny init``'s project on a 60-row manifest."""
+    manifest(project / "data" / "manifest.csv", rows=60, features=16)
+    return project
+
+
+def client_of(project: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{project}/mlflow.db")
+
+
+def all_runs(project: Path) -> list:
+    client = client_of(project)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, order_by=["attributes.start_time ASC"])
+
+
+def sweep_runs(project: Path) -> tuple[list, list]:
+    """(parents, children) of every sweep in the store."""
+    found = all_runs(project)
+    parents = [r for r in found if r.data.tags.get("serotiny.mode") == "sweep"]
+    return parents, [r for r in found if r not in parents]
+
+
+def store_state(project: Path) -> dict:
+    """Everything a command could change: each run's status, end, tags, params, metric history
+    and artifacts."""
+    client = client_of(project)
+    return {run.info.run_id: (run.info.status, run.info.end_time, run.data.tags, run.data.params,
+                              {key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+                               for key in run.data.metrics},
+                              sorted(a.path for a in client.list_artifacts(run.info.run_id)))
+            for run in all_runs(project)}
+
+
+def check_parent_and_children(project: Path, jobs: dict[str, str]) -> tuple:
+    """One FINISHED parent whose FINISHED children ran ``jobs`` (job number -> a swept override)."""
+    [parent], children = sweep_runs(project)
+    assert parent.info.status == "FINISHED", parent.data.tags
+    tags = [child.data.tags for child in children]
+    assert all(t["mlflow.parentRunId"] == parent.info.run_id for t in tags)
+    assert len(tags) == len(jobs)
+    assert all(jobs[t["serotiny.job_num"]] in t["serotiny.sweep_job"].split() for t in tags)
+    assert all(child.info.status == "FINISHED" for child in children)
+    return parent, children
+
+
+@pytest.mark.slow
+def test_a_sweep_is_a_parent_run_and_a_rerun_changes_nothing_unless_fresh(small):
+    command = ("train", "-m", "model.latent_dim=3,4", *ONE_EPOCH, "mlflow.run_name=grid")
+    result = run_cli(*command, cwd=small)
+    assert result.code == 0, result.text
+    parent, children = check_parent_and_children(
+        small, {"0": "model.latent_dim=3", "1": "model.latent_dim=4"})
+    assert parent.info.run_name == "grid"
+    assert sorted(child.info.run_name for child in children) == ["grid-0", "grid-1"]
+    assert parent.data.tags["serotiny.sweep_overrides"] == (
+        "mlflow.run_name=grid model.latent_dim=3,4 trainer.callbacks=[] trainer.max_epochs=1")
+    losses = [child.data.metrics["val_loss"] for child in children]
+    assert parent.data.metrics["best_val_loss"] == pytest.approx(min(losses))
+    client = client_of(small)
+    folder = client.download_artifacts(parent.info.run_id, "", str(small / "parent"))
+    rows = list(csv.reader(io.StringIO(Path(folder, "summary.csv").read_text())))
+    assert rows[0] == ["job", "overrides", "val_loss", "run id"]
+    assert sorted(row[3] for row in rows[1:]) == sorted(child.info.run_id for child in children)
+    assert "| job | overrides | val_loss | run id |" in Path(folder, "summary.md").read_text()
+    assert "latent_dim: 2" in Path(folder, "config", "train.yaml").read_text()  # the unswept config
+
+    before = store_state(small)
+    again = run_cli(*command, cwd=small)
+    assert again.code == 0, again.text
+    assert again.text.count("finished already") == 2
+    assert store_state(small) == before
+    table = again.out[again.out.index("multirun summary"):].splitlines()
+    for child in children:  # the summary still lists every job, with its recorded value
+        row = next(line for line in table if child.info.run_id in line)
+        assert f"{child.data.metrics['val_loss']:.6g}" in row
+
+    fresh = run_cli(*command, "fresh_sweep=true", cwd=small)
+    assert fresh.code == 0, fresh.text
+    parents, children = sweep_runs(small)
+    assert len(parents) == 2 and len(children) == 4
+    assert parents[0].data.tags["serotiny.sweep_key"] == parents[1].data.tags["serotiny.sweep_key"]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children[2:]} == {parents[1].info.run_id}
+
+    tested = run_cli("test", cwd=small)  # a sweep's newest job, never its parent
+    assert tested.code == 0, tested.text
+    assert f"({children[-1].info.run_id}) of experiment" in tested.text
+
+
+@pytest.mark.slow
+def test_submitit_local_jobs_are_children_of_the_parent(small):
+    result = run_cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+                     "model.latent_dim=2,3", *ONE_EPOCH, cwd=small, timeout=240)
+    assert result.code == 0, result.text
+    check_parent_and_children(small, {"0": "model.latent_dim=2", "1": "model.latent_dim=3"})
+
+
+@pytest.mark.slow
+def test_joblib_jobs_are_children_of_the_parent(small):
+    result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     "model.latent_dim=2,3", *ONE_EPOCH, cwd=small)
+    assert result.code == 0, result.text
+    check_parent_and_children(small, {"0": "model.latent_dim=2", "1": "model.latent_dim=3"})
+
+
+def test_a_failed_job_leaves_the_parent_failed(small):
+    result = run_cli("train", "-m", "model.latent_dim=2", "data.batch_size=-3", *ONE_EPOCH, cwd=small)
+    assert result.code == 2, result.text
+    [parent], _ = sweep_runs(small)
+    assert parent.info.status == "FAILED"
