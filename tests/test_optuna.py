@@ -41,6 +41,15 @@ def trial_states(study: optuna.Study) -> list[str]:
     return [trial.state.name for trial in study.trials]
 
 
+def trial_runs(mlflow_runs) -> list:
+    """The trials' MLflow runs, checked to be children of the sweep's one parent run."""
+    runs = mlflow_runs()
+    [parent] = [run for run in runs if run.tags.get("serotiny.mode") == "sweep"]
+    children = [run for run in runs if run is not parent]
+    assert all(run.tags["mlflow.parentRunId"] == parent.run_id for run in children)
+    return children
+
+
 def best_results(project) -> list[dict]:
     return [yaml.safe_load(path.read_text())
             for path in sorted(project.root.glob("multirun/train/*/*/optimization_results.yaml"))]
@@ -52,7 +61,7 @@ def test_a_stored_study_is_continued_by_the_same_command(serotiny_project, run_s
     assert first.code == 0, first.text
     [study] = studies(serotiny_project)
     assert trial_states(study) == ["COMPLETE", "COMPLETE"]
-    runs = mlflow_runs()
+    runs = trial_runs(mlflow_runs)
     assert len(runs) == 2 and all(run.status == "FINISHED" for run in runs)
     assert sorted(run.metrics["val_loss"] for run in runs) == pytest.approx(
         sorted(trial.value for trial in study.trials))
@@ -60,10 +69,10 @@ def test_a_stored_study_is_continued_by_the_same_command(serotiny_project, run_s
     more = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=4")  # n_trials is the total
     assert more.code == 0, more.text
     [study] = studies(serotiny_project)
-    assert trial_states(study) == ["COMPLETE"] * 4 and len(mlflow_runs()) == 4
+    assert trial_states(study) == ["COMPLETE"] * 4 and len(trial_runs(mlflow_runs)) == 4
     again = run_serotiny("train", *SWEEP, "hydra.sweeper.n_trials=4")
     assert again.code == 0, again.text
-    assert len(studies(serotiny_project)[0].trials) == 4 and len(mlflow_runs()) == 4
+    assert len(studies(serotiny_project)[0].trials) == 4 and len(trial_runs(mlflow_runs)) == 4
     assert best_results(serotiny_project)[-1]["best_value"] == pytest.approx(study.best_value)
 
 
@@ -114,7 +123,7 @@ def test_a_pruned_trial_ends_pruned_with_a_finished_run_and_the_command_succeeds
         [study] = studies(serotiny_project)
         [trial] = study.trials
         assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
-    [run] = mlflow_runs()
+    [run] = trial_runs(mlflow_runs)
     assert run.status == "FINISHED" and run.tags["serotiny.pruned"] == "true"
     assert "val_loss" in run.metrics
     assert best_results(serotiny_project) == []  # no trial completed: no best to write
@@ -133,7 +142,7 @@ def test_a_trial_a_killed_command_left_running_is_run_again_with_its_values(
     [study] = studies(serotiny_project)
     assert trial_states(study) == ["FAIL", "COMPLETE"]
     assert study.trials[1].params == {"model.latent_dim": 16, "model.optimizer.lr": 0.005}
-    [run] = mlflow_runs()
+    [run] = trial_runs(mlflow_runs)
     assert run.params["model/latent_dim"] == "16" and run.status == "FINISHED"
 
 
@@ -169,7 +178,7 @@ def test_trials_run_and_are_pruned_in_parallel_with_the_joblib_launcher(serotiny
     assert result.code == 0, result.text
     [study] = studies(serotiny_project)
     assert trial_states(study) == ["COMPLETE", "PRUNED"]
-    runs = sorted(mlflow_runs(), key=lambda run: "serotiny.pruned" in run.tags)
+    runs = sorted(trial_runs(mlflow_runs), key=lambda run: "serotiny.pruned" in run.tags)
     assert [run.status for run in runs] == ["FINISHED", "FINISHED"]
     assert "serotiny.pruned" not in runs[0].tags and runs[1].tags["serotiny.pruned"] == "true"
     assert runs[0].metrics["val_loss"] == pytest.approx(study.trials[0].value)
