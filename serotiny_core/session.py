@@ -23,14 +23,13 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from serotiny_core import fluent, interrupts, lightning_ns
+from serotiny_core import interrupts, lightning_ns
 from serotiny_core.checkpoint_info import checkpoint_epoch
-from serotiny_core.errors import ConfigError, Interrupted
+from serotiny_core.errors import ConfigError, Interrupted, one_line
 from serotiny_core.job import Job, RunContext, global_rank, override_key
-from serotiny_core.plugins import one_line
 from serotiny_core.redact import recordable
-from serotiny_core.tracking import MODE_TAG, TrackingSettings, embedded_store, pin, run_tags
-from serotiny_core.tracking_process import TrackingProcess, discard_spare
+from serotiny_core.tracking import (MODE_TAG, TrackingProcess, TrackingSettings, discard_spare,
+                                    embedded_store, fluent, pin, run_tags)
 
 log = logging.getLogger("serotiny")
 CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
@@ -123,20 +122,22 @@ class Session:
         """
         assert self.tracker is not None
         mode = self.context.mode
-        root = self.context.project.root
+        by_run = mode != "train" and not cfg.get("ckpt_path")
         tags = run_tags(self.context.argv, self.context.plugins, self.job.output_dir)
         tags[MODE_TAG] = mode
         if mode == "train":  # a resumed run's checkpoint tags move when it writes one (_end)
             folder = str(self.job.output_dir / "checkpoints")
-            self.tracker.open(tags, root, "open", {CHECKPOINT_DIR_TAG: folder})
-        elif cfg.get("ckpt_path"):
-            self.tracker.open(tags, root, "create")
+            self.tracker.open(tags, {CHECKPOINT_DIR_TAG: folder})
+        elif by_run:
+            self.tracker.open_child(tags, mode, names_a_run(cfg))
         else:
-            self.tracker.open(tags, root, "open_child", mode, names_a_run(cfg))
-            self.tracker.state  # noqa: B018  (no such run: one error line, before anything is built)
+            self.tracker.create(tags)
+        self.tracker.log_context(self.context.project.root)
+        if by_run:
+            self.tracker.state()  # no such run: one error line, before anything is built
             self._attach_fluent()
             return
-        self.tracker.log_config(cfg, f"{mode}.yaml")
+        self.tracker.log_config(recordable(cfg), f"{mode}.yaml")
         self._log_manifest(cfg.get("data"))
         self._attach_fluent()
         if self.tracker.resumed:
@@ -149,7 +150,7 @@ class Session:
         assert tracker is not None
         tracker.settings.use_credentials()  # as in the MLflow process; the job's env is restored after it
         fluent.attach(tracker.settings.tracking_uri,
-                      lambda: (tracker.state.experiment_id, tracker.state.run_id))
+                      lambda: (tracker.state().experiment_id, tracker.state().run_id))
 
     def _log_manifest(self, data: Any) -> None:
         """The manifest the job reads, as the run's dataset input."""
@@ -268,7 +269,7 @@ class Session:
         used = cfg.copy()
         with open_dict(used):
             used.model, used.data = trained.model, data
-        self.tracker.log_config(used, f"{self.context.mode}.yaml")
+        self.tracker.log_config(recordable(used), f"{self.context.mode}.yaml")
         self._log_manifest(data)
         return trained.model, data, str(ckpt)
 
@@ -344,7 +345,7 @@ class Session:
         if self.trainer is None and status != "FINISHED" and self.tracker.resumed:
             self.tracker.restore()
             return
-        self.tracker.end(status, error)
+        self.tracker.end(status, None if error is None else f"{type(error).__name__}: {error}")
 
 
 def run_data(cfg: DictConfig, trained: DictConfig, overrides: tuple[str, ...]) -> DictConfig:
