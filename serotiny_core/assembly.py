@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from serotiny_core import lightning_ns
-from serotiny_core.errors import ConfigError, DataError, SerotinyError
+from serotiny_core.errors import ConfigError, DataError, SerotinyError, one_line
 from serotiny_core.hydra_errors import serotiny_cause
 from serotiny_core.job import Job, RunContext
 from serotiny_core.legacy import translate_trainer
-from serotiny_core.plugins import one_line
 from serotiny_core.targets import DEFAULT_TRAINER, TargetResolver
 
 if TYPE_CHECKING:  # for the reader and type checkers only: importing Lightning costs seconds

@@ -23,9 +23,9 @@ from typing import Any
 
 from serotiny_core.component import KNOWN_KINDS, Component
 from serotiny_core.config_origin import config_folder
-from serotiny_core.errors import ConfigError
+from serotiny_core.errors import ConfigError, one_line
 from serotiny_core.hookspecs import ENTRY_POINT_GROUP
-from serotiny_core.plugins import discover, get_plugins, one_line
+from serotiny_core.plugins import discover, get_plugins
 from serotiny_core.imports import import_object
 
 # The Lightning class a component of each kind must subclass, in either namespace.

@@ -14,7 +14,7 @@ import sys
 from typing import Callable, Sequence
 
 from serotiny_core.cli_parser import RUN_COMMANDS, build_parser
-from serotiny_core.errors import ConfigError, SerotinyError
+from serotiny_core.errors import ConfigError, SerotinyError, one_line
 
 DEBUG_HINT = "run with --debug for the traceback"
 DEBUG_ENV = "SEROTINY_DEBUG"
@@ -98,7 +98,6 @@ def report(error: BaseException, debug: bool) -> int:
     if isinstance(error, SerotinyError):
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    from serotiny_core.plugins import one_line
 
     print(f"error: {one_line(error)} ({DEBUG_HINT})", file=sys.stderr)
     return 1

@@ -19,8 +19,8 @@ from hydra.plugins.config_source import ConfigResult, ConfigSource
 from omegaconf import OmegaConf
 
 from serotiny_core.component_options import GROUPS, ComponentOptions
-from serotiny_core.errors import ConfigError
-from serotiny_core.plugins import Plugins, one_line
+from serotiny_core.errors import ConfigError, one_line
+from serotiny_core.plugins import Plugins
 from serotiny_core.registry import Registry
 
 SCHEME = "serotiny-components"

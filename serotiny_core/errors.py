@@ -49,3 +49,10 @@ class Interrupted(SerotinyError):
     """Ctrl-C or SIGTERM stopped a run; what was written is kept."""
 
     exit_code = 130
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an error, prefixed with its type: enough to act on."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+

@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Iterator
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-from serotiny_core import component_source, composition, interrupts, resolvers, sweep, tracking_process
+from serotiny_core import component_source, composition, interrupts, resolvers, sweep, tracking
 from serotiny_core.job import (RunContext, global_rank, override_key, rank_overrides,
                                share_with_ranks, standard_start_method)
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
@@ -180,7 +180,7 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
     project = require_project(args.config_dir)
     args.config_dir = None  # the project's config folder is the primary path already
     if _runs_one_job(args):
-        tracking_process.start_early()
+        tracking.start_early()
     plugins = get_plugins()
     context = RunContext(mode=mode, project=project, plugins=plugins,
                          strict=strict or project.strict, argv=[mode, *argv])
@@ -200,7 +200,7 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
         except JobFailed as failed:
             raise failed.error from _remote_traceback(failed)
         finally:
-            tracking_process.discard_spare()
+            tracking.discard_spare()
     return 0
 
 

@@ -47,7 +47,8 @@ def prepare_store(config: DictConfig) -> None:
 
     test and predict jobs only read runs that exist, so they race for nothing.
     """
-    from serotiny_core.tracking import Tracker, TrackingSettings, check_reachable, store_lock
+    from serotiny_core.tracking import TrackingSettings, check_reachable, store_lock
+    from serotiny_core.tracking.worker import Tracker  # the MLflow process's, used here at once
 
     values = _store_settings(config) if config.hydra.job.config_name == "train" else None
     if values is None:

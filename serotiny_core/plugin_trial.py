@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 from omegaconf import DictConfig
 
 from serotiny_core.component import Component
-from serotiny_core.errors import ConfigError, DataError
-from serotiny_core.plugins import Plugins, one_line
+from serotiny_core.errors import ConfigError, DataError, one_line
+from serotiny_core.plugins import Plugins
 from serotiny_core.resolvers import ROOT_ENV
 
 if TYPE_CHECKING:

@@ -29,6 +29,7 @@ import pluggy
 
 from serotiny_core import hookspecs
 from serotiny_core.component import Component
+from serotiny_core.errors import one_line
 from serotiny_core.plugin_cache import Declared, PluginCache
 
 DISABLE_ENV = "SEROTINY_DISABLE_PLUGINS"
@@ -84,12 +85,6 @@ class Plugins:
         """The broken plugin whose top-level package ``target`` lives in, if any."""
         top = target.split(".")[0]
         return next((b for b in self.broken if b.module.split(".")[0] == top), None)
-
-
-def one_line(error: BaseException) -> str:
-    """The first line of an error, prefixed with its type: enough to act on."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def disabled_names() -> set[str]:

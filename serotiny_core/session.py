@@ -24,14 +24,13 @@ from typing import Any, Iterator, Mapping
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from serotiny_core import fluent, interrupts, lightning_ns, sweep
+from serotiny_core import interrupts, lightning_ns, sweep
 from serotiny_core.checkpoint_info import checkpoint_epoch
-from serotiny_core.errors import ConfigError, Interrupted
+from serotiny_core.errors import ConfigError, Interrupted, one_line
 from serotiny_core.job import Job, RunContext, global_rank, override_key
-from serotiny_core.plugins import one_line
 from serotiny_core.redact import recordable
-from serotiny_core.tracking import MODE_TAG, TrackingSettings, embedded_store, pin, run_tags
-from serotiny_core.tracking_process import TrackingProcess, discard_spare, start_early
+from serotiny_core.tracking import (MODE_TAG, TrackingProcess, TrackingSettings, discard_spare,
+                                    embedded_store, fluent, pin, run_tags, start_early)
 
 log = logging.getLogger("serotiny")
 CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
@@ -135,21 +134,23 @@ class Session:
         """
         assert self.tracker is not None
         mode = self.context.mode
-        root = self.context.project.root
+        by_run = mode != "train" and not cfg.get("ckpt_path")
         tags = run_tags(self.context.argv, self.context.plugins, self.job.output_dir)
         tags[MODE_TAG] = mode
         if mode == "train":  # a resumed run's checkpoint tags move when it writes one (_end)
             self._open_train(tags)
-            if self.tracker.state.read_only:  # a sweep's finished job: nothing to write
+            if self.tracker.state().read_only:  # a sweep's finished job: nothing to write
                 return
-        elif cfg.get("ckpt_path"):
-            self.tracker.open(tags, root, "create")
+        elif by_run:
+            self.tracker.open_child(tags, mode, names_a_run(cfg))
         else:
-            self.tracker.open(tags, root, "open_child", mode, names_a_run(cfg))
-            self.tracker.state  # noqa: B018  (no such run: one error line, before anything is built)
+            self.tracker.create(tags)
+        self.tracker.log_context(self.context.project.root)
+        if by_run:
+            self.tracker.state()  # no such run: one error line, before anything is built
             self._attach_fluent()
             return
-        self.tracker.log_config(cfg, f"{mode}.yaml")
+        self.tracker.log_config(recordable(cfg), f"{mode}.yaml")
         self._log_manifest(cfg.get("data"))
         self._attach_fluent()
         if self.tracker.resumed:
@@ -163,11 +164,10 @@ class Session:
         new_run = {CHECKPOINT_DIR_TAG: str(self.job.output_dir / "checkpoints")}
         parent = sweep.parent_id() if self.job.multirun else None
         if parent is None or self.tracker.settings.run_id:
-            self.tracker.open(tags, self.context.project.root, "open", new_run)
+            self.tracker.open(tags, new_run)
             return
         new_run[sweep.JOB_NUM_TAG] = str(self.job.num)
-        self.tracker.open(tags, self.context.project.root, "open_tagged",
-                          sweep.child_tags(parent, self.job.overrides), new_run)
+        self.tracker.open_tagged(tags, sweep.child_tags(parent, self.job.overrides), new_run)
 
     def _attach_fluent(self) -> None:
         """``mlflow.*`` calls of the job's own code go to this run."""
@@ -175,7 +175,7 @@ class Session:
         assert tracker is not None
         tracker.settings.use_credentials()  # as in the MLflow process; the job's env is restored after it
         fluent.attach(tracker.settings.tracking_uri,
-                      lambda: (tracker.state.experiment_id, tracker.state.run_id))
+                      lambda: (tracker.state().experiment_id, tracker.state().run_id))
 
     def _log_manifest(self, data: Any) -> None:
         """The manifest the job reads, as the run's dataset input."""
@@ -245,7 +245,7 @@ class Session:
     def resume_checkpoint(self, cfg: DictConfig) -> Resumed:
         """Where train starts: ``ckpt_path``, or the last checkpoint of the run it reopened
         (none: from scratch); and whether that run is done already (nothing to train)."""
-        state = self.tracker.state if self.tracker is not None else None
+        state = self.tracker.state() if self.tracker is not None else None
         if state is not None and state.read_only:
             log.info("sweep job %d finished already in MLflow run %s: skipped "
                      "(fresh_sweep=true runs the sweep afresh)", self.job.num, state.run_id)
@@ -305,7 +305,7 @@ class Session:
         used = cfg.copy()
         with open_dict(used):
             used.model, used.data = trained.model, data
-        self.tracker.log_config(used, f"{self.context.mode}.yaml")
+        self.tracker.log_config(recordable(used), f"{self.context.mode}.yaml")
         self._log_manifest(data)
         return trained.model, data, str(ckpt)
 
@@ -381,7 +381,7 @@ class Session:
         if self.trainer is None and status != "FINISHED" and self.tracker.resumed:
             self.tracker.restore()
             return
-        self.tracker.end(status, error)
+        self.tracker.end(status, None if error is None else f"{type(error).__name__}: {error}")
 
 
 def run_data(cfg: DictConfig, trained: DictConfig, overrides: tuple[str, ...]) -> DictConfig:

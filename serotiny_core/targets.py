@@ -16,9 +16,9 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from serotiny_core.errors import ConfigError
+from serotiny_core.errors import ConfigError, one_line
 from serotiny_core.imports import import_object
-from serotiny_core.plugins import Plugins, one_line
+from serotiny_core.plugins import Plugins
 from serotiny_core.registry import Registry
 
 DEFAULT_TRAINER = "pytorch_lightning.Trainer"  # what a trainer node without _target_ builds

@@ -185,7 +185,7 @@ def test_server_killed_mid_training_does_not_stop_training(project, tmp_path):
 
 
 WORKER_PROBE = '''\
-"""Writes the MLflow processes (serotiny_core.tracking_worker) the job's process has, at its fit's start."""
+"""Writes the MLflow processes (serotiny_core.tracking.worker) the job's process has, at its fit's start."""
 
 import os
 from pathlib import Path
@@ -201,7 +201,7 @@ def tracking_workers():
             command = (stat.parent / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue
-        if parent == os.getpid() and b"serotiny_core.tracking_worker" in command:
+        if parent == os.getpid() and b"serotiny_core.tracking.worker" in command:
             found.append(int(stat.parent.name))
     return sorted(found)
 

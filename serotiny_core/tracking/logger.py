@@ -1,4 +1,4 @@
-"""The Lightning logger bound to a run that the command's MLflow process manages."""
+"""The Lightning logger, in the command's own (training) process, bound to a run its MLflow process manages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
-    from serotiny_core.tracking_process import TrackingProcess
+    from serotiny_core.tracking.client import TrackingProcess
 
 NOT_IN_METRIC_NAMES = re.compile(r"[^a-zA-Z0-9_/. -]+")  # what MLflow refuses in a metric name
 
@@ -40,8 +40,8 @@ class RunLogger:
         self._tracking = tracking
         self._tracking_uri = tracking.settings.tracking_uri
         self._experiment_name = tracking.settings.experiment_name
-        self._run_id = tracking.state.run_id
-        self._experiment_id = tracking.state.experiment_id
+        self._run_id = tracking.state().run_id
+        self._experiment_id = tracking.state().experiment_id
         self._prefix = ""
         self._client = RemoteClient(tracking)
 
@@ -58,7 +58,7 @@ class RunLogger:
         return self._experiment_id
 
     def log_hyperparams(self, params: Any) -> None:
-        """The composed config is logged instead (see Tracker.log_config)."""
+        """The composed config is logged instead (see ``Tracker.log_config``)."""
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         values = {NOT_IN_METRIC_NAMES.sub("", key): float(value) for key, value in metrics.items()

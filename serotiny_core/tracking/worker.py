@@ -1,185 +1,60 @@
-"""MLflow tracking for one command: open (or reopen) a run, log, close it.
+"""The MLflow process of one command: ``python -m serotiny_core.tracking.worker REQUESTS REPLIES``.
 
-The run's lifecycle is ours, not the Lightning logger's: a finished fit is
-FINISHED, an exception FAILED (with the error as a tag), Ctrl-C or SIGTERM
-KILLED. Only global rank 0 talks to MLflow, and it does so from a process
-of its own (:mod:`serotiny_core.tracking_process`), where the
-:class:`Tracker` here runs. A server that goes away during training never
-stops the training: what could not be logged is collected and named in one
-warning at the end.
+Importing MLflow and opening its SQLAlchemy store costs seconds of CPU.
+Done here, on another core, it overlaps the command's own start (Hydra,
+torch, reading the manifest), and logging during training costs the loop
+a pipe write. Requests come in on the descriptor ``REQUESTS``, replies and
+log records go out on ``REPLIES`` (see :mod:`serotiny_core.tracking.remote`);
+``None`` says the command is done. (Not the end of the requests' pipe:
+DataLoader workers forked by the command hold a copy of its write end, so
+that end may never come.)
+
+The process ignores Ctrl-C and SIGTERM (the command handles them and still sends the
+run's last requests), and when the command goes away without ending its
+run (killed), the run is marked KILLED here.
+
+:class:`Tracker` does the work: the run's lifecycle is ours, not the
+Lightning logger's: a finished fit is FINISHED, an exception FAILED (with
+the error as a tag), Ctrl-C or SIGTERM KILLED. Only global rank 0 talks to
+MLflow. A server that goes away during training never stops the training:
+what could not be logged is collected and named in one warning at the end.
+This module imports neither pluggy, Hydra nor torch: the process starts
+while the command composes its config, and loads only what MLflow needs.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import gc
 import logging
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass, field
+import signal
+import sys
+import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from serotiny_core import __version__
-from serotiny_core.errors import ConfigError, TrackingError
-from serotiny_core.plugins import one_line
-from serotiny_core.redact import redact_text
+from serotiny_core.errors import ConfigError, SerotinyError, TrackingError, one_line
+from serotiny_core.tracking import remote
+from serotiny_core.tracking.remote import RunState
+from serotiny_core.tracking.settings import (MODE_TAG, PARENT_TAG, SWEEP_JOB_TAG, TrackingSettings,
+                                             artifact_location, is_local, is_server, store_lock)
 
 log = logging.getLogger("serotiny")
 
-MODE_TAG = "serotiny.mode"  # train, test or predict: which command made the run
-PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI shows the run under its parent
-SWEEP_JOB_TAG = "serotiny.sweep_job"  # a sweep job's overrides, on its run (see serotiny_core.sweep)
 ERROR_TAG = "serotiny.error"
+GIT_COMMIT = "mlflow.source.git.commit"
+GIT_DIRTY = "mlflow.source.git.dirty"
 SEARCHED_RUNS = 100  # newest runs looked at when a name or "the latest train run" is looked for
 MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a param value
 MAX_KEY_LENGTH = 250
-CHECKPOINT_CHOICES = ("last", "best", "all", False)
-REACH_TIMEOUT_S = 10
-STORE_LOCK_TIMEOUT_S = 600
 # MLflow retries an unreachable server for minutes by default; a few short
 # tries keep a dead server from stalling a training loop.
-USERNAME_ENV, PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-
-
-@dataclass
-class TrackingSettings:
-    """The ``mlflow`` config group, validated."""
-
-    tracking_uri: str
-    experiment_name: str
-    run_name: str | None = None
-    run_id: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    artifact_location: str | None = None
-    log_checkpoints: str | bool = "last"
-    log_model: bool = True  # the run's MLflow model (artifact ``model``), at the end of train
-    registered_model_name: str | None = None  # registers that model: a new version per run
-    # user and password taken out of tracking_uri; never written, never printed
-    credentials: tuple[str, str] | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_config(cls, node: Any, default_experiment: str) -> "TrackingSettings | None":
-        """None when ``tracking_uri`` is null: tracking is off."""
-        values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else {}
-        known = set(cls.__dataclass_fields__) - {"credentials"}
-        unknown = sorted(set(values) - known - {"autolog"})
-        if unknown:
-            raise ConfigError(f"mlflow: unknown key {unknown[0]!r}",
-                              hint=f"valid keys: {', '.join(sorted(known))}")
-        if not values.get("tracking_uri"):
-            return None
-        if values.get("log_checkpoints", "last") not in CHECKPOINT_CHOICES:
-            raise ConfigError(f"mlflow.log_checkpoints: {values['log_checkpoints']!r} is not one of "
-                              "last, best, all, false")
-        if not isinstance(values.get("log_model", True), bool):
-            raise ConfigError(f"mlflow.log_model: {values['log_model']!r} is not true or false")
-        values.pop("autolog", None)
-        values["experiment_name"] = values.get("experiment_name") or default_experiment
-        values["tags"] = {str(k): str(v) for k, v in (values.get("tags") or {}).items()}
-        values["tracking_uri"], values["credentials"] = split_credentials(str(values["tracking_uri"]))
-        return cls(**values)
-
-    def use_credentials(self) -> None:
-        """Hand the URI's user and password to MLflow the way it reads them: from its environment."""
-        if self.credentials is not None:
-            os.environ[USERNAME_ENV], os.environ[PASSWORD_ENV] = self.credentials
-
-
-def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
-    """``http://user:pass@host`` -> (``http://host``, (user, pass)); other URIs as they are."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.scheme not in ("http", "https") or parts.password is None:
-        return uri, None
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = urllib.parse.unquote(parts.username or "")
-    return parts._replace(netloc=host).geturl(), (user, urllib.parse.unquote(parts.password))
-
-
-def embedded_store(root: Path) -> dict[str, str]:
-    """The default store: SQLite inside the project (artifacts beside it, see :func:`artifact_location`)."""
-    return {"tracking_uri": f"sqlite:///{root}/mlflow.db"}
-
-
-def is_server(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
-
-
-def artifact_location(settings: TrackingSettings) -> str | None:
-    """Where a new experiment keeps its artifacts, as a URI.
-
-    The user's ``artifact_location`` when set; else, beside a SQLite store,
-    its ``mlartifacts`` folder; else None, so that a tracking server chooses
-    (``mlflow-artifacts:/``, its own artifact store, which every machine and
-    the UI can read) rather than a folder on this machine's disk.
-    """
-    location = settings.artifact_location
-    uri = settings.tracking_uri
-    if not location and uri.startswith("sqlite:///"):
-        location = str(Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts")
-    if location and not urllib.parse.urlparse(location).scheme:
-        location = Path(location).resolve().as_uri()
-    return location or None
-
-
-def is_local(location: str) -> bool:
-    """A folder (``/data/mlartifacts``, ``file:///...``): on one machine's disk only."""
-    return urllib.parse.urlparse(location).scheme in ("", "file")
-
-
-@contextlib.contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """Held while a SQLite store is opened: MLflow creates or upgrades its tables then.
-
-    Two processes doing that at once (two commands started together on a
-    fresh project, the jobs of a sweep) break the store for good, half
-    migrated. ``filelock`` (installed with torch) locks ``mlflow.db.lock``
-    beside the store with the OS's own file locks, released if a process
-    dies; a server serialises this itself, so other URIs need no lock.
-    """
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    from filelock import FileLock, Timeout
-
-    lock = f"{uri.removeprefix('sqlite:///')}.lock"
-    try:
-        with FileLock(lock, timeout=STORE_LOCK_TIMEOUT_S):
-            yield
-    except Timeout:
-        raise TrackingError(f"the MLflow store {uri} stayed locked by another command for "
-                            f"{STORE_LOCK_TIMEOUT_S} s ({lock})",
-                            hint="wait for the other serotiny command, or end it") from None
-
-
-def check_reachable(uri: str, credentials: tuple[str, str] | None = None) -> None:
-    """Fail in seconds, naming the URI, when an HTTP tracking server does not answer."""
-    if uri.startswith("file:"):
-        raise ConfigError(f"mlflow.tracking_uri {uri!r}: MLflow 3.13+ refuses file: stores",
-                          hint="use sqlite:///path/to/mlflow.db or an http:// server")
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return
-    if not is_server(uri):
-        return
-    request = urllib.request.Request(f"{uri.rstrip('/')}/health")
-    if credentials is not None:
-        token = base64.b64encode(":".join(credentials).encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=REACH_TIMEOUT_S):
-            pass
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise TrackingError(f"cannot reach the MLflow tracking server at {uri}: {reason}",
-                            hint="start it, fix mlflow.tracking_uri, or turn tracking off "
-                                 "with mlflow.tracking_uri=null") from None
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -212,19 +87,6 @@ def linked_as(path: Path, name: str) -> Iterator[Path]:
         yield target
 
 
-@dataclass(frozen=True)
-class RunState:
-    """What the command needs to know of the run it opened."""
-
-    run_id: str
-    experiment_id: str
-    resumed: bool
-    previous_tags: dict[str, str]
-    source_run_id: str
-    read_only: bool = False  # a finished run found again, only read (a sweep's finished job)
-    metrics: dict[str, float] = field(default_factory=dict)  # a read-only run's recorded metrics
-
-
 def is_top_level(run: Any) -> bool:
     """Not run under another train run: no parent, or a sweep's parent (its jobs are train runs)."""
     tags = run.data.tags
@@ -240,10 +102,12 @@ def is_train_run(run: Any) -> bool:
 
 
 class Tracker:
-    """One MLflow run: opened or reopened at start, ended exactly once.
+    """One MLflow run: opened or reopened at start, ended exactly once (see
+    :class:`~serotiny_core.tracking.remote.RunTracking`, whose methods it has).
 
-    Its callers run :func:`check_reachable` first, in the command's own
-    process, where a dead server is reported before MLflow is even imported.
+    Its callers run :func:`~serotiny_core.tracking.settings.check_reachable`
+    first, in the command's own process, where a dead server is reported
+    before MLflow is even imported.
     """
 
     def __init__(self, settings: TrackingSettings) -> None:
@@ -343,13 +207,13 @@ class Tracker:
                                         max_results=SEARCHED_RUNS)
         return next((run for run in found if is_train_run(run) and is_top_level(run)), None)
 
-    def open(self, tags: Mapping[str, str], new_run_tags: Mapping[str, str] | None = None) -> RunState:
+    def open(self, tags: Mapping[str, str], new_run_tags: Mapping[str, str] | None = None) -> None:
         """Reopen the run of this name (resume) or start a new one, with ``new_run_tags`` too."""
         self.experiment = self.experiment_id()
-        return self._open_found(self.find_run(self.experiment), tags, new_run_tags)
+        self._open_found(self.find_run(self.experiment), tags, new_run_tags)
 
     def open_tagged(self, tags: Mapping[str, str], match: Mapping[str, str],
-                    new_run_tags: Mapping[str, str]) -> RunState:
+                    new_run_tags: Mapping[str, str]) -> None:
         """The newest run carrying every tag of ``match``: only read when it FINISHED (a sweep
         job done already), else reopened (resumed); or a new run with ``match`` as tags too."""
         self.experiment = self.experiment_id()
@@ -357,34 +221,33 @@ class Tracker:
         found = self.client.search_runs([self.experiment], conditions, max_results=1,
                                         order_by=["attributes.start_time DESC"])
         if found and found[0].info.status == "FINISHED":
-            return self._only_read(found[0])
-        return self._open_found(found[0] if found else None, tags, {**match, **new_run_tags})
+            self._only_read(found[0])
+        else:
+            self._open_found(found[0] if found else None, tags, {**match, **new_run_tags})
 
-    def _only_read(self, run: Any) -> RunState:
+    def _only_read(self, run: Any) -> None:
         self.run_id, self.experiment, self.resumed = run.info.run_id, run.info.experiment_id, True
         self.source_run_id, self.read_only = self.run_id, True
         self.previous_tags, self.previous_status = dict(run.data.tags), run.info.status
         self.recorded_metrics = dict(run.data.metrics)
-        return self.state()
 
     def _open_found(self, existing: Any | None, tags: Mapping[str, str],
-                    new_run_tags: Mapping[str, str] | None) -> RunState:
+                    new_run_tags: Mapping[str, str] | None) -> None:
         if existing is None:
-            return self.create({**tags, **(new_run_tags or {})})
+            self.create({**tags, **(new_run_tags or {})})
+            return
         self._reopen(existing)
         self.retagged = {**tags, **self.settings.tags}
         self.set_tags(self.retagged)
-        return self.state()
 
-    def create(self, tags: Mapping[str, str]) -> RunState:
+    def create(self, tags: Mapping[str, str]) -> None:
         """A new run of the configured name, even when one of that name exists."""
         self.experiment = self.experiment or self.experiment_id()
         self.run_id = self.client.create_run(self.experiment, tags={**tags, **self.settings.tags},
                                              run_name=self.settings.run_name).info.run_id
         self.source_run_id = self.run_id
-        return self.state()
 
-    def open_child(self, tags: Mapping[str, str], mode: str, named: bool) -> RunState:
+    def open_child(self, tags: Mapping[str, str], mode: str, named: bool) -> None:
         """A new run under the train run that ``test``/``predict`` use; that run is only read.
 
         ``named``: the user named the run (``run_name`` or ``run_id``); otherwise
@@ -405,7 +268,6 @@ class Tracker:
         child_tags = {**tags, **self.settings.tags, PARENT_TAG: source.info.run_id}
         self.run_id = self.client.create_run(self.experiment, tags=child_tags,
                                              run_name=f"{source.info.run_name}-{mode}").info.run_id
-        return self.state()
 
     def _no_source(self, named: bool) -> ConfigError:
         where = f"in experiment {self.settings.experiment_name!r} at {self.settings.tracking_uri}"
@@ -418,6 +280,7 @@ class Tracker:
                                 "mlflow.run_name=NAME or mlflow.run_id=ID")
 
     def state(self) -> RunState:
+        """The run opened: its ids, whether it was resumed, the train run's tags."""
         assert self.run_id is not None
         return RunState(self.run_id, self.experiment, self.resumed, self.previous_tags,
                         self.source_run_id or self.run_id, self.read_only, self.recorded_metrics)
@@ -431,8 +294,6 @@ class Tracker:
 
     def log_context(self, project_root: Path) -> None:
         """MLflow's context tags (user, source, git) about the project; the config's tags win."""
-        from serotiny_core.run_context import context_tags
-
         context = context_tags(project_root)
         self.set_tags({k: v for k, v in context.items() if k not in self.settings.tags})
 
@@ -442,9 +303,13 @@ class Tracker:
         self.previous_tags, self.previous_status = dict(run.data.tags), run.info.status
         self.client.update_run(self.run_id, status="RUNNING")
 
-    def log_config(self, container: Mapping[str, Any], text: str, artifact_name: str) -> None:
-        """Params from the flattened config; the config itself (its YAML ``text``) as an artifact."""
-        params = flatten(container)
+    def log_config(self, config: Mapping[str, Any], artifact_name: str) -> None:
+        """Params from the flattened ``config``; the config itself, as YAML, as an artifact.
+
+        ``config`` comes as recorded: its secrets were masked in the command,
+        the only place that knows which values came from the environment.
+        """
+        params = flatten(config)
         if self.resumed:  # MLflow params are immutable: keep the first run's values
             logged = self.client.get_run(self.run_id).data.params
             params = {k: v for k, v in params.items() if k not in logged}
@@ -453,22 +318,24 @@ class Tracker:
         items = [Param(k, v) for k, v in params.items()]
         for start in range(0, len(items), 100):
             self.guard("params", self.client.log_batch, self.run_id, params=items[start:start + 100])
-        self.guard(f"config/{artifact_name}", self.client.log_text, self.run_id, text,
-                   f"config/{artifact_name}")
+        self.log_text(OmegaConf.to_yaml(OmegaConf.create(dict(config))), f"config/{artifact_name}")
 
     def log_manifest(self, path: Path, context: str) -> None:
         """The manifest as the run's dataset input, with its digest (``context``: train, test...)."""
-        from serotiny_core.run_context import manifest_input
-
         found = manifest_input(path, context)
         if found is not None:
             self.guard(f"dataset {path.name}", self.client.log_inputs, self.run_id, datasets=[found])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int, timestamp_ms: int) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int,
+                    timestamp_ms: int | None = None) -> None:
         from mlflow.entities import Metric
 
-        batch = [Metric(key, value, timestamp_ms, step) for key, value in metrics.items()]
+        stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        batch = [Metric(key, value, stamp, step) for key, value in metrics.items()]
         self.guard(f"metrics at step {step}", self.client.log_batch, self.run_id, metrics=batch)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.guard(artifact_file, self.client.log_text, self.run_id, text, artifact_file)
 
     def log_artifact(self, path: Path, folder: str) -> None:
         self.guard(f"{folder}/{path.name}", self.client.log_artifact, self.run_id, str(path), folder)
@@ -536,7 +403,8 @@ class Tracker:
         self.guard("run status", self.client.update_run, self.run_id, status=self.previous_status)
 
     def end(self, status: str, error: str | None = None) -> None:
-        """Mark the run FINISHED, FAILED or KILLED; name what could not be logged."""
+        """Mark the run FINISHED, FAILED or KILLED (``error``: what failed, as a tag); name what
+        could not be logged."""
         self.ended = True
         if error is not None:
             self.guard("error tag", self.client.set_tag, self.run_id, ERROR_TAG, error[:5000])
@@ -554,19 +422,164 @@ def quote(value: str) -> str:
     return value.replace("'", "\\'")
 
 
-def run_tags(command: list[str], plugins: Any, output_dir: Path) -> dict[str, str]:
-    """Where a run came from: serotiny and plugin versions, the command, the output folder.
+# -- MLflow's context tags and the manifest as a dataset input ---------------------------------
+#
+# MLflow's context providers describe "the main file" (``sys.argv[0]``): here
+# that would be this process's own module, and for the command the
+# ``serotiny`` executable in some environment, whose git repository (if any)
+# is not the project's. So they are asked about the project folder instead:
+# ``mlflow.source.name`` is the project folder and the git tags
+# (``mlflow.source.git.commit``, ``.branch``, ``.repoURL`` without
+# credentials) are those of the checkout holding it, worktrees and
+# submodules included. ``mlflow.source.git.dirty`` says whether tracked files
+# were changed since that commit.
 
-    User, source and git tags come from MLflow's own context providers, in
-    the MLflow process (see :mod:`serotiny_core.run_context`).
-    """
-    tags = {"serotiny.version": __version__, "serotiny.command": redact_text(" ".join(["serotiny", *command])),
-            "serotiny.output_dir": str(output_dir)}
-    for info in plugins.loaded:
-        tags[f"serotiny.plugin.{info.name}"] = pin(info)
+
+def context_tags(project_root: Path) -> dict[str, str]:
+    """``resolve_tags()`` of MLflow's context providers, with the project as the main file
+    (see the comment above)."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    saved = sys.argv[:]
+    sys.argv[:] = [str(project_root)]
+    try:
+        tags = dict(resolve_tags())
+    finally:
+        sys.argv[:] = saved
+    if GIT_COMMIT in tags:
+        dirty = _dirty(project_root)
+        if dirty is not None:
+            tags[GIT_DIRTY] = str(dirty).lower()
     return tags
 
 
-def pin(info: Any) -> str:
-    """A plugin's distribution as a pip requirement: ``name==version``."""
-    return f"{info.distribution}=={info.version}"
+def _dirty(root: Path) -> bool | None:
+    """Whether tracked files differ from HEAD (untracked files do not count, as in MLflow)."""
+    try:
+        import git
+
+        return git.Repo(root, search_parent_directories=True).is_dirty(untracked_files=False)
+    except Exception:  # noqa: BLE001 - no git executable, a broken checkout: no flag
+        return None
+
+
+def manifest_input(path: Path, context: str) -> object | None:
+    """The manifest as an MLflow dataset input (name, source, digest, schema, row count).
+
+    None when ``path`` is not a CSV or parquet file: the datamodule, not
+    tracking, reports a manifest it cannot read.
+    """
+    if path.suffix not in (".csv", ".parquet") or not path.is_file():
+        return None
+    import mlflow.data
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception:  # noqa: BLE001 - see above
+        return None
+    dataset = mlflow.data.from_pandas(frame, source=str(path), name=path.name)
+    return DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+
+
+# -- the serve loop ---------------------------------------------------------------------------
+
+
+class _Forward(logging.Handler):
+    """Log records go to the command, which logs them where its own go."""
+
+    def __init__(self, replies: Connection) -> None:
+        super().__init__(logging.INFO)
+        self.replies = replies
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            remote.send(self.replies, ("log", record.levelno, record.getMessage()))
+        except remote.GONE:
+            pass
+
+
+def portable(error: BaseException) -> tuple[type[SerotinyError], str, str | None]:
+    """An error as the command can raise it again: serotiny's own, or a TrackingError."""
+    if isinstance(error, SerotinyError):
+        return type(error), error.message, error.hint
+    return TrackingError, f"MLflow: {one_line(error)}", None
+
+
+def _call(tracker: Tracker, method: str, args: tuple, kwargs: dict) -> Any:
+    """``client.NAME`` calls MlflowClient (``logger.experiment``); the others, methods of
+    :class:`~serotiny_core.tracking.remote.RunTracking`, the Tracker."""
+    if method.startswith(remote.CLIENT_PREFIX):
+        return getattr(tracker.client, method.removeprefix(remote.CLIENT_PREFIX))(*args, **kwargs)
+    return getattr(tracker, remote.check_method(method))(*args, **kwargs)
+
+
+def _answer(tracker: Tracker, method: str, args: tuple, kwargs: dict) -> tuple[bool, Any]:
+    try:
+        return True, _call(tracker, method, args, kwargs)
+    except Exception as error:
+        return False, portable(error)
+
+
+def _start(settings: TrackingSettings) -> Tracker:
+    """The Tracker, its store opened (the seconds this process exists to take off the command).
+
+    Opening may create or upgrade a SQLite store: one process at a time.
+    """
+    with store_lock(settings.tracking_uri):
+        tracker = Tracker(settings)
+        tracker.client.get_experiment_by_name(settings.experiment_name)
+    return tracker
+
+
+def serve(requests: Connection, replies: Connection) -> None:
+    """Answer requests until the command says it is done, or is gone; then end a run it left open."""
+    import mlflow  # noqa: F401  (first, while the command is still composing its config)
+    # The default store's code (SQLAlchemy, alembic: ~1 s), also before the command asks: a
+    # sweep's next job finds its process, started during the job before, ready to open the store.
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+    settings = requests.recv()
+    try:
+        tracker, failure = _start(settings), None
+    except Exception as error:
+        tracker, failure = None, portable(error)
+    while True:
+        try:
+            request = requests.recv()
+        except remote.GONE:
+            break
+        if request is None:  # the command is done
+            break
+        number, method, args, kwargs = request
+        reply = (False, failure) if tracker is None else _answer(tracker, method, args, kwargs)
+        remote.send(replies, ("reply", number, *reply))
+    if tracker is not None and tracker.run_id and not tracker.ended:
+        tracker.end("KILLED", "serotiny ended without closing the run")
+
+
+def main() -> None:
+    # Ctrl-C reaches the whole process group, and a scheduler ending a job (scancel, a time
+    # limit) sends SIGTERM to every process of it: the command acts on both and then closes
+    # the run through this process, which ends when the command is gone.
+    for ignored in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(ignored, signal.SIG_IGN)
+    requests = Connection(int(sys.argv[1]), writable=False)
+    replies = Connection(int(sys.argv[2]), readable=False)
+    logger = logging.getLogger("serotiny")
+    logger.addHandler(_Forward(replies))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        serve(requests, replies)
+    except remote.GONE:  # the command is gone; nothing is left to answer
+        pass
+    # The command waits for this process to exit (once per job in a sweep). Frozen, the
+    # garbage collector does not scan what MLflow imported at shutdown: ~0.1 s instead of 1-2 s.
+    gc.freeze()
+
+
+if __name__ == "__main__":
+    main()

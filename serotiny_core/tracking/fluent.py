@@ -25,7 +25,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from serotiny_core.plugins import one_line
+from serotiny_core.errors import one_line
 
 log = logging.getLogger("serotiny")
 _run_id: str | None = None
