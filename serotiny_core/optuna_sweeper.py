@@ -25,13 +25,14 @@ from typing import Any, Sequence
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from serotiny_core import pruning
+from serotiny_core import pruning, sweep
 from serotiny_core.errors import ConfigError
 
 log = logging.getLogger("serotiny")
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 SYNTAX = "choice(a,b,...), range(start,stop[,step]), interval(low,high), tag(log, interval(low,high))"
 NOT_IN_STUDY_NAME = ("fresh_sweep",)
+RETRY_OF = "serotiny.retry_of"  # user attribute of a trial asked again: the trial it continues
 
 
 def flat_params(params: Any, prefix: str = "") -> dict[str, Any]:
@@ -178,16 +179,22 @@ class OptunaSweeper(Sweeper):
 
         return optuna.pruners.NopPruner() if self.pruner is None else instantiate(self.pruner)
 
-    def _trial_env(self, study: Any, trial: Any) -> list[str]:
-        """What a trial's job learns through its environment: which trial of which study it is."""
+    def _trial_env(self, study: Any, trial: Any, overrides: list[str]) -> list[str]:
+        """What a trial's job learns through its environment: which trial of which study it is,
+        and which MLflow run is its own (by the trial it continues, if it was asked again)."""
         pruner = json.dumps(OmegaConf.to_container(self.pruner, resolve=True)) if self.pruner else ""
+        origin = trial.user_attrs.get(RETRY_OF, trial.number)
         env = {pruning.TRIAL_ENV: str(trial.number), pruning.STUDY_ENV: study.study_name,
-               pruning.STORAGE_ENV: self.storage or "", pruning.PRUNER_ENV: pruner}
+               pruning.STORAGE_ENV: self.storage or "", pruning.PRUNER_ENV: pruner,
+               sweep.JOB_ENV: f"trial {origin}: {sweep.job_key(overrides)}"}
         return [f"++hydra.job.env_set.{key}={_quoted(value)}" for key, value in env.items()]
 
     def _run(self, study: Any, trials: list[Any], space: SearchSpace) -> list[Any]:
         """Launch one batch of trials and tell the study each one's outcome."""
-        batch = [[*space.overrides(trial.params), *self._trial_env(study, trial)] for trial in trials]
+        batch = []
+        for trial in trials:
+            overrides = space.overrides(trial.params)
+            batch.append([*overrides, *self._trial_env(study, trial, overrides)])
         returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
         self.job_idx += len(returns)
         for trial, job in zip(trials, returns):
@@ -223,7 +230,8 @@ def resume_interrupted(study: Any) -> None:
 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params)
+        study.enqueue_trial(trial.params,
+                            user_attrs={RETRY_OF: trial.user_attrs.get(RETRY_OF, trial.number)})
         log.info("trial %d was interrupted; running it again with %s", trial.number, trial.params)
 
 

@@ -40,6 +40,7 @@ from serotiny_core.tracking import MODE_TAG, PARENT_TAG, SWEEP_JOB_TAG
 log = logging.getLogger("serotiny")
 
 PARENT_ENV = "SEROTINY_SWEEP_PARENT"
+JOB_ENV = "SEROTINY_SWEEP_JOB"  # a job's identity, set by a sweeper whose jobs may repeat overrides
 SWEEP_KEY_TAG = "serotiny.sweep_key"
 JOB_NUM_TAG = "serotiny.job_num"
 OVERRIDES_TAG = "serotiny.sweep_overrides"
@@ -76,8 +77,12 @@ def parent_id() -> str | None:
 
 
 def child_tags(parent: str, overrides: Sequence[str]) -> dict[str, str]:
-    """The tags a job's run is found again by on a re-run: its parent and its own overrides."""
-    return {PARENT_TAG: parent, SWEEP_JOB_TAG: job_key(overrides)}
+    """The tags a job's run is found again by on a re-run: its parent and its own overrides.
+
+    A sweeper may name its jobs itself (``SEROTINY_SWEEP_JOB``): Optuna can sample the same
+    values twice, and two trials are two jobs even then.
+    """
+    return {PARENT_TAG: parent, SWEEP_JOB_TAG: os.environ.get(JOB_ENV) or job_key(overrides)}
 
 
 # -- the parent, in the process that launched the sweep ----------------------------------------

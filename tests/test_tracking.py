@@ -226,5 +226,5 @@ def test_a_sweep_job_takes_the_mlflow_process_started_during_the_job_before(proj
     first, second = [set(line.split()) for line in probe.read_text().splitlines()]
     assert len(first) == 2, first  # its own, and the next job's
     assert first & second, (first, second)  # the second job took the one started for it
-    runs = client_for(project).search_runs([only_run(client_for(project), count=2).info.experiment_id])
-    assert {r.info.status for r in runs} == {"FINISHED"}
+    runs = client_for(project).search_runs([only_run(client_for(project), count=3).info.experiment_id])
+    assert {r.info.status for r in runs} == {"FINISHED"}  # two jobs and the sweep's parent
