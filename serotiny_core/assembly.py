@@ -18,7 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from serotiny_core import lightning_ns
 from serotiny_core.errors import ConfigError, DataError, SerotinyError, one_line
 from serotiny_core.hydra_errors import serotiny_cause
-from serotiny_core.job import Job, RunContext
+from serotiny_core.job import CommandContext, Job
 from serotiny_core.legacy import translate_trainer
 from serotiny_core.targets import DEFAULT_TRAINER, TargetResolver
 
@@ -30,7 +30,7 @@ log = logging.getLogger("serotiny")
 REQUIRED_GROUPS = ("data", "model", "trainer")
 
 
-def prepare(cfg: DictConfig, context: RunContext, model: DictConfig | None = None) -> None:
+def prepare(cfg: DictConfig, context: CommandContext, model: DictConfig | None = None) -> None:
     """Check the config and resolve every ``_target_`` before any data is read."""
     for group in REQUIRED_GROUPS:
         node = model if group == "model" and model is not None else cfg.get(group)

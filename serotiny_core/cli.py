@@ -77,10 +77,10 @@ def _dispatch(argv: list[str]) -> int:
 
         return shell_completion(argv[1:], debug=os.environ.get(DEBUG_ENV) == "1")
     if argv and argv[0] in RUN_COMMANDS:
-        from serotiny_core.hydra_app import run_command
+        from serotiny_core.hydra_app import execute_command
 
         strict = _pop_flag(argv, "--strict")
-        return run_command(argv[0], argv[1:], strict=strict)
+        return execute_command(argv[0], argv[1:], strict=strict)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

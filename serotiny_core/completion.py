@@ -82,13 +82,13 @@ def _config_dir(words: list[str]) -> list[str]:
     return []
 
 
-def _query_run_command(shell: str, command: str, words: list[str], new_word: bool) -> None:
+def _query_hydra_command(shell: str, command: str, words: list[str], new_word: bool) -> None:
     """Hydra's completion of ``serotiny <command> ...``, seen by Hydra as a program of its own."""
-    from serotiny_core.hydra_app import run_command
+    from serotiny_core.hydra_app import execute_command
 
     os.environ["COMP_LINE"] = " ".join(["serotiny", *words]) + (" " if new_word else "")
     os.environ.pop("COMP_POINT", None)
-    run_command(command, [*_config_dir(words), "-sc", f"query={shell}"])
+    execute_command(command, [*_config_dir(words), "-sc", f"query={shell}"])
 
 
 def _query(shell: str) -> None:
@@ -100,7 +100,7 @@ def _query(shell: str) -> None:
     if not words or (len(words) == 1 and not new_word):
         candidates = [*commands, "--help", "--version"]
     elif words[0] in RUN_COMMANDS:
-        _query_run_command(shell, words[0], words[1:], new_word)
+        _query_hydra_command(shell, words[0], words[1:], new_word)
         return
     elif words[0] in commands:
         candidates = _flags_and_names(words[0], commands[words[0]])

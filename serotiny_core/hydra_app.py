@@ -21,7 +21,7 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 from serotiny_core import component_source, composition, interrupts, resolvers, sweep, tracking
-from serotiny_core.job import (RunContext, global_rank, override_key, rank_overrides,
+from serotiny_core.job import (CommandContext, global_rank, override_key, rank_overrides,
                                share_with_ranks, standard_start_method)
 from serotiny_core.multirun import OVERRIDE as MULTIRUN_CALLBACK
 from serotiny_core.plugins import Plugins, get_plugins, ordered_config_dirs
@@ -96,20 +96,20 @@ def _enter_project(project: Project) -> None:
     resolvers.mark_command()
 
 
-def _task(context: RunContext) -> Callable[[Any], Any]:
+def _task(context: CommandContext) -> Callable[[Any], Any]:
     """Hydra's task function: one job; its return value is what a sweeper (Optuna) optimises.
 
     A closure over ``context``, which launchers that run jobs in other
     processes (joblib, submitit) ship there with cloudpickle.
     """
     def task(cfg: Any) -> float | Pruned | None:
-        from serotiny_core.runner import run
+        from serotiny_core.runner import execute_job
 
         standard_start_method()
         redact_hydra_files()
         try:
             with _own_ddp_processes():
-                result = run(cfg, context)
+                result = execute_job(cfg, context)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as error:
@@ -165,7 +165,7 @@ def _errors_returned() -> Iterator[None]:
             os.environ["HYDRA_FULL_ERROR"] = previous
 
 
-def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
+def execute_command(mode: str, argv: list[str], strict: bool = False) -> int:
     """``serotiny train|test|predict [hydra args]``."""
     from hydra import version
     from hydra._internal.utils import _run_hydra, get_args_parser
@@ -182,7 +182,7 @@ def run_command(mode: str, argv: list[str], strict: bool = False) -> int:
     if _runs_one_job(args):
         tracking.start_early()
     plugins = get_plugins()
-    context = RunContext(mode=mode, project=project, plugins=plugins,
+    context = CommandContext(mode=mode, project=project, plugins=plugins,
                          strict=strict or project.strict, argv=[mode, *argv])
     _enter_project(project)
     _install_search_path(plugins)

@@ -1,5 +1,5 @@
 """What a job knows about itself: its command, project and plugins
-(:class:`RunContext`), and what Hydra says of it: its folder, number and
+(:class:`CommandContext`), and what Hydra says of it: its folder, number and
 overrides (:class:`Job`).
 
 Also what the processes of a DDP job's other ranks need to know: whether
@@ -43,7 +43,7 @@ class Job:
 
 
 @dataclass
-class RunContext:
+class CommandContext:
     """What a job needs besides its config: the command it serves and where it runs.
 
     It lives here, below the modules that use it (the Hydra entry, the

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 
 from serotiny_core import assembly, pruning
-from serotiny_core.job import Job, RunContext, global_rank
+from serotiny_core.job import CommandContext, Job, global_rank
 from serotiny_core.session import Session
 from serotiny_core.summary import write_result
 
@@ -26,7 +26,7 @@ log = logging.getLogger("serotiny")
 
 
 @dataclass
-class RunResult:
+class JobResult:
     """What a job hands back: to Hydra's sweepers and to the multirun summary."""
 
     mode: str
@@ -39,11 +39,11 @@ class RunResult:
     pruned: bool = False  # an Optuna trial its pruner stopped early
 
 
-def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
+def train(cfg: DictConfig, context: CommandContext, job: Job, session: Session) -> JobResult:
     assembly.prepare(cfg, context)
     assembly.seed(cfg)
     datamodule, model = assembly.instantiate(cfg.data), assembly.instantiate(cfg.model)
-    with session.run(cfg):
+    with session.open_run(cfg):
         resumed = session.resume_checkpoint(cfg)
         if resumed.done:  # a sweep's finished job returns what its run recorded
             return _result(cfg, context, job, session, resumed.metrics)
@@ -63,7 +63,7 @@ def train(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> R
     return _result(cfg, context, job, session, fitted, pruned)
 
 
-def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> tuple[Any, Any, str]:
+def _from_checkpoint(cfg: DictConfig, context: CommandContext, session: Session) -> tuple[Any, Any, str]:
     """For test/predict: datamodule, model and checkpoint of ``ckpt_path`` (with this
     config's model and data) or of an MLflow run (with the run's model and data)."""
     model_cfg, data_cfg, ckpt_path = session.model_and_checkpoint(cfg)
@@ -74,18 +74,18 @@ def _from_checkpoint(cfg: DictConfig, context: RunContext, session: Session) -> 
     return assembly.instantiate(cfg.data), assembly.instantiate(model_cfg), ckpt_path
 
 
-def test(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
-    with session.run(cfg):
+def test(cfg: DictConfig, context: CommandContext, job: Job, session: Session) -> JobResult:
+    with session.open_run(cfg):
         datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
         trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=False)
         assembly.evaluate(trainer, model, datamodule, ckpt_path, context.weights_only)
     return _result(cfg, context, job, session, trainer.callback_metrics)
 
 
-def predict(cfg: DictConfig, context: RunContext, job: Job, session: Session) -> RunResult:
+def predict(cfg: DictConfig, context: CommandContext, job: Job, session: Session) -> JobResult:
     from serotiny_core.predictions import PredictionWriter
 
-    with session.run(cfg):
+    with session.open_run(cfg):
         datamodule, model, ckpt_path = _from_checkpoint(cfg, context, session)
         writer = PredictionWriter(job.output_dir / "predictions")
         trainer = assembly.trainer(cfg, job, model, session.loggers(), checkpointing=False, extra=[writer])
@@ -99,13 +99,13 @@ def predict(cfg: DictConfig, context: RunContext, job: Job, session: Session) ->
 FLOWS = {"train": train, "test": test, "predict": predict}
 
 
-def optimized_metric(cfg: DictConfig, context: RunContext) -> str | None:
+def optimized_metric(cfg: DictConfig, context: CommandContext) -> str | None:
     """The metric a sweeper optimises: the config's ``optimized_metric``; for train, val_loss."""
     return cfg.get("optimized_metric") or ("val_loss" if context.mode == "train" else None)
 
 
-def _result(cfg: DictConfig, context: RunContext, job: Job, session: Session,
-            metrics: Mapping[str, Any] | None, pruned: bool = False) -> RunResult:
+def _result(cfg: DictConfig, context: CommandContext, job: Job, session: Session,
+            metrics: Mapping[str, Any] | None, pruned: bool = False) -> JobResult:
     """The job's outcome; ``objective`` is the final value of ``optimized_metric`` in
     ``metrics``: for train, what the fit logged (a test after it logs other names)."""
     metric = optimized_metric(cfg, context)
@@ -115,11 +115,11 @@ def _result(cfg: DictConfig, context: RunContext, job: Job, session: Session,
     elif metrics is not None and metric:
         log.warning("optimized_metric %r was not logged (logged: %s); a sweeper gets no value",
                     metric, ", ".join(sorted(metrics)) or "nothing")
-    return RunResult(context.mode, job.num, job.overrides, metric, value, session.run_id,
+    return JobResult(context.mode, job.num, job.overrides, metric, value, session.run_id,
                      job.output_dir, pruned)
 
 
-def run(cfg: DictConfig, context: RunContext) -> RunResult:
+def execute_job(cfg: DictConfig, context: CommandContext) -> JobResult:
     """Run one Hydra job of ``context.mode``; rank 0 leaves ``result.json`` for the multirun summary."""
     # A deprecation inside Lightning under torch 2.13 that users can do nothing about.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")

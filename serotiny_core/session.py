@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from serotiny_core import interrupts, lightning_ns, sweep
 from serotiny_core.checkpoint_info import checkpoint_epoch
 from serotiny_core.errors import ConfigError, Interrupted, one_line
-from serotiny_core.job import Job, RunContext, global_rank, override_key
+from serotiny_core.job import CommandContext, Job, global_rank, override_key
 from serotiny_core.redact import recordable
 from serotiny_core.tracking import (MODE_TAG, TrackingProcess, TrackingSettings, discard_spare,
                                     embedded_store, fluent, pin, run_tags, start_early)
@@ -53,7 +53,7 @@ def names_a_run(cfg: DictConfig) -> bool:
     return bool(raw) and "${now:" not in str(raw)
 
 
-def tracking_settings(cfg: DictConfig, context: RunContext, job: Job) -> TrackingSettings | None:
+def tracking_settings(cfg: DictConfig, context: CommandContext, job: Job) -> TrackingSettings | None:
     """The ``mlflow`` group; the embedded SQLite store when a config has none."""
     root = context.project.root
     node = cfg.get("mlflow") if "mlflow" in cfg else OmegaConf.create(embedded_store(root))
@@ -76,7 +76,7 @@ class Resumed:
 class Session:
     """One command's MLflow run, or nothing when tracking is off."""
 
-    def __init__(self, tracker: TrackingProcess | None, job: Job, context: RunContext) -> None:
+    def __init__(self, tracker: TrackingProcess | None, job: Job, context: CommandContext) -> None:
         self.tracker = tracker
         self.job = job
         self.context = context
@@ -88,7 +88,7 @@ class Session:
 
     @classmethod
     @contextlib.contextmanager
-    def connect(cls, cfg: DictConfig, context: RunContext, job: Job) -> Iterator["Session"]:
+    def connect(cls, cfg: DictConfig, context: CommandContext, job: Job) -> Iterator["Session"]:
         """Start the MLflow process (no run yet); it is gone when the block ends."""
         interrupts.check()  # a sweep stopped by Ctrl-C starts no further job
         settings = tracking_settings(cfg, context, job)
@@ -104,7 +104,7 @@ class Session:
                 tracker.close()
 
     @contextlib.contextmanager
-    def run(self, cfg: DictConfig) -> Iterator["Session"]:
+    def open_run(self, cfg: DictConfig) -> Iterator["Session"]:
         """The MLflow run, open for the block and ended by how the block ends."""
         if self.tracker is not None:
             self._open(cfg)

@@ -22,7 +22,7 @@ LOG_WIDTH = 160
 
 
 def write_result(result: Any) -> Path:
-    """Save a job's ``RunResult`` (a dataclass) as ``result.json`` in its output folder."""
+    """Save a job's ``JobResult`` (a dataclass) as ``result.json`` in its output folder."""
     path = Path(result.output_dir) / RESULT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dataclasses.asdict(result), default=str, indent=2))
