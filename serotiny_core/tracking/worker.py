@@ -126,6 +126,7 @@ class Tracker:
         self.previous_status = ""
         self.read_only = False  # a finished run found again: nothing is written to it
         self.recorded_metrics: dict[str, float] = {}  # that run's metrics (their last values)
+        self.logged_through: dict[str, int] = {}  # a resumed run's last logged step, by metric
         self.retagged: dict[str, str] = {}  # the tags opening a resumed run set
         self.source_run_id: str | None = None  # whose artifacts are read: this run, or its parent
         self.unreachable = False
@@ -301,6 +302,8 @@ class Tracker:
         self.run_id, self.experiment, self.resumed = run.info.run_id, run.info.experiment_id, True
         self.source_run_id = self.run_id
         self.previous_tags, self.previous_status = dict(run.data.tags), run.info.status
+        self.logged_through = {key: max((m.step for m in self.client.get_metric_history(self.run_id, key)),
+                                        default=-1) for key in run.data.metrics}
         self.client.update_run(self.run_id, status="RUNNING")
 
     def log_config(self, config: Mapping[str, Any], artifact_name: str) -> None:
@@ -331,7 +334,12 @@ class Tracker:
         from mlflow.entities import Metric
 
         stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        batch = [Metric(key, value, stamp, step) for key, value in metrics.items()]
+        # A resumed run redoes the epoch its last checkpoint did not cover: steps the run's
+        # history holds already (logged just before the kill) are not logged a second time.
+        batch = [Metric(key, value, stamp, step) for key, value in metrics.items()
+                 if step > self.logged_through.get(key, -1)]
+        if not batch:
+            return
         self.guard(f"metrics at step {step}", self.client.log_batch, self.run_id, metrics=batch)
 
     def log_text(self, text: str, artifact_file: str) -> None:
