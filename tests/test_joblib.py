@@ -23,7 +23,7 @@ def seed(tmp_path: Path) -> Path:
 
 def sweep(root: Path, *overrides: str, debug: bool = False):
     return run_cli("train", *(["--debug"] if debug else []), *JOBLIB,
-                   f"data.path={root}/data/cells.csv", *overrides, cwd=root)
+                   f"data.path={root}/data/cells.csv", *overrides, cwd=root, subprocess=True)
 
 
 def finished_runs(root: Path, count: int) -> list:

@@ -1,4 +1,4 @@
-"""Scaling out for real: DDP on 2 CPU processes, launchers, Optuna; the CLI in subprocesses."""
+"""Scaling out for real: DDP on 2 CPU processes, launchers, Optuna; DDP and launchers in subprocesses."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_a_relaunched_rank_runs_the_job_rank_zero_shared(rank_env):
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_makes_one_run_one_folder_one_log(project):
-    result = run_cli("train", *DDP_ON_CPU, ONE_EPOCH, cwd=project)
+    result = run_cli("train", *DDP_ON_CPU, ONE_EPOCH, cwd=project, subprocess=True)
     assert result.code == 0, result.text
     assert "GLOBAL_RANK: 1" in result.text  # the second process really ran
     [folder] = [p for p in (project / "outputs").glob("train/*/*")]
@@ -104,7 +104,8 @@ def test_ddp_predict_by_run_writes_every_row_once_in_manifest_order(project):
     assert run_cli("train", ONE_EPOCH, "mlflow.run_name=base", cwd=project).code == 0
     single = written_predictions(run_cli("predict", "mlflow.run_name=base", cwd=project))
     # every rank takes the run's checkpoint; rank 0 writes all ranks' rows
-    ddp = written_predictions(run_cli("predict", "mlflow.run_name=base", *DDP_ON_CPU, cwd=project))
+    ddp = written_predictions(run_cli("predict", "mlflow.run_name=base", *DDP_ON_CPU, cwd=project,
+                                          subprocess=True))
     manifest = pd.read_csv(project / "data" / "manifest.csv")
     assert len(ddp) == len(single) == len(manifest)
     assert list(ddp["sample_id"]) == list(single["sample_id"]) == list(manifest["sample_id"])
@@ -129,7 +130,7 @@ def test_packaged_ddp_trainer_and_example_launcher_and_sweeper_compose(project):
 @pytest.mark.slow
 def test_submitit_local_runs_two_jobs_with_runs_and_summary(project):
     result = run_cli("train", "-m", "hydra/launcher=submitit_local", "model.latent_dim=2,4",
-                     ONE_EPOCH, "mlflow.run_name=sweep", cwd=project)
+                     ONE_EPOCH, "mlflow.run_name=sweep", cwd=project, subprocess=True)
     assert result.code == 0, result.text
     found = mlflow_runs(project)
     assert sorted(r.info.run_name for r in found) == ["sweep-0", "sweep-1"]
@@ -144,7 +145,7 @@ def test_submitit_local_runs_two_jobs_with_runs_and_summary(project):
 def test_optuna_sweeps_ddp_trials_and_gets_finite_objectives(project):
     result = run_cli("train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
                      "hydra.sweeper.sampler.seed=0", "model.latent_dim=choice(2,3,4)",
-                     *DDP_ON_CPU, ONE_EPOCH, cwd=project)
+                     *DDP_ON_CPU, ONE_EPOCH, cwd=project, subprocess=True)
     assert result.code == 0, result.text
     [sweep] = list((project / "multirun").glob("train/*/*"))
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
