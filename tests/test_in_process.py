@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from conftest import make_plugin, run_cli
 from projects import WIDGETS

@@ -8,13 +8,13 @@ import subprocess
 import time
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import SEROTINY
+from projects import store_client
 
 
 def runs_by_status(project) -> dict[str, str]:
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    client = store_client(project)
     experiment = client.get_experiment_by_name("proj")
     if experiment is None:
         return {}

@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from mlflow.tracking import MlflowClient
 
 from conftest import SEROTINY, run_cli
+from projects import store_client, store_runs
 
 ONE_EPOCH = "trainer.max_epochs=1"
 NARROW = ("model.x_dim=7", "data.loaders.x.startswith=feature_1")  # feature_1, feature_10..15
@@ -19,23 +19,19 @@ NARROW = ("model.x_dim=7", "data.loaders.x.startswith=feature_1")  # feature_1, 
 
 def runs_by_name(project: Path) -> dict:
     """Each run name's newest run."""
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    experiment = client.get_experiment_by_name("proj")
-    return {run.info.run_name: run for run in reversed(client.search_runs([experiment.experiment_id]))}
+    return {run.info.run_name: run for run in store_runs(project)}
 
 
 def snapshot(project: Path, name: str) -> tuple:
     """What a train run holds: status, end, params, tags, artifact paths."""
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
     run = runs_by_name(project)[name]
     artifacts = sorted(a.path for folder in ("config", "checkpoints", "predictions")
-                       for a in client.list_artifacts(run.info.run_id, folder))
+                       for a in store_client(project).list_artifacts(run.info.run_id, folder))
     return run.info.status, run.info.end_time, run.data.params, run.data.tags, artifacts
 
 
 def logged_config(project: Path, run, name: str) -> dict:
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    path = client.download_artifacts(run.info.run_id, f"config/{name}", str(project / "got"))
+    path = store_client(project).download_artifacts(run.info.run_id, f"config/{name}", str(project / "got"))
     return yaml.safe_load(Path(path).read_text())
 
 

@@ -10,20 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 
 from conftest import Result, run_cli
+from projects import store_runs
 from serotiny_core.job import RANK_VARIABLES, SHARED_JOB_ENV, global_rank, rank_overrides
 
 ONE_EPOCH = "trainer.max_epochs=1"
 DDP_ON_CPU = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
-
-
-def mlflow_runs(project: Path) -> list:
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    experiment = client.get_experiment_by_name("proj")
-    assert experiment is not None, "no MLflow experiment 'proj'"
-    return client.search_runs([experiment.experiment_id])
 
 
 def job_dirs(project: Path) -> list[Path]:
@@ -85,7 +78,7 @@ def test_ddp_on_two_cpu_processes_makes_one_run_one_folder_one_log(project):
     assert (folder / ".hydra" / "config.yaml").is_file()
     assert list(folder.glob("*.log")) == [folder / "train.log"]  # rank 1 wrote no log of its own
     assert not (project / "multirun").exists()
-    [run] = mlflow_runs(project)
+    [run] = store_runs(project)
     assert run.info.status == "FINISHED"
     assert run.data.params["trainer/strategy"] == "ddp"
     assert math.isfinite(run.data.metrics["val_loss"])
@@ -110,7 +103,7 @@ def test_ddp_predict_by_run_writes_every_row_once_in_manifest_order(project):
     assert len(ddp) == len(single) == len(manifest)
     assert list(ddp["sample_id"]) == list(single["sample_id"]) == list(manifest["sample_id"])
     pd.testing.assert_frame_equal(ddp, single, check_exact=False, rtol=1e-5)
-    statuses = sorted((run.info.run_name, run.info.status) for run in mlflow_runs(project))
+    statuses = sorted((run.info.run_name, run.info.status) for run in store_runs(project))
     assert statuses == [("base", "FINISHED"), *[("base-predict", "FINISHED")] * 2]
 
 
@@ -132,7 +125,7 @@ def test_submitit_local_runs_two_jobs_with_runs_and_summary(project):
     result = run_cli("train", "-m", "hydra/launcher=submitit_local", "model.latent_dim=2,4",
                      ONE_EPOCH, "mlflow.run_name=sweep", cwd=project, subprocess=True)
     assert result.code == 0, result.text
-    found = mlflow_runs(project)
+    found = store_runs(project)
     assert sorted(r.info.run_name for r in found) == ["sweep-0", "sweep-1"]
     assert all(r.info.status == "FINISHED" for r in found)
     for run, row in zip(found, summary_rows(result, found)):
@@ -153,7 +146,7 @@ def test_optuna_sweeps_ddp_trials_and_gets_finite_objectives(project):
     objectives = [json.loads((d / "result.json").read_text())["objective"] for d in job_dirs(project)]
     assert len(objectives) == 3 and all(math.isfinite(v) for v in objectives)
     assert best["best_value"] == pytest.approx(min(objectives))
-    found = mlflow_runs(project)  # one run per trial: the DDP ranks > 0 opened none
+    found = store_runs(project)  # one run per trial: the DDP ranks > 0 opened none
     assert len(found) == 3 and len({r.info.run_name for r in found}) == 3
     assert sorted(r.data.metrics["val_loss"] for r in found) == pytest.approx(sorted(objectives))
     assert len(summary_rows(result, found)) == 3
@@ -167,7 +160,7 @@ def test_a_sweep_with_test_after_fit_reports_the_fits_val_loss(project):
                      "mlflow.run_name=tested", cwd=project)
     assert result.code == 0, result.text
     assert "was not logged" not in result.text
-    found = mlflow_runs(project)
+    found = store_runs(project)
     objectives = [json.loads((d / "result.json").read_text())["objective"] for d in job_dirs(project)]
     assert sorted(objectives) == pytest.approx(sorted(r.data.metrics["val_loss"] for r in found))
     assert all("test_loss" in r.data.metrics for r in found)
