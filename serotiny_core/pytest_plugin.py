@@ -302,12 +302,17 @@ def _captured() -> Iterator[list[str]]:
             printed.append(file.read().decode("utf-8", errors="replace"))
 
 
+def _script() -> str:
+    """The ``serotiny`` script installed beside this interpreter."""
+    return str(Path(sys.executable).parent / "serotiny")
+
+
 @contextlib.contextmanager
 def _as_script(args: tuple[str, ...]) -> Iterator[None]:
     """``sys.argv`` as the ``serotiny`` script sees it: Hydra names the program from it
     (shell completion scripts, for one)."""
     saved = list(sys.argv)
-    sys.argv[:] = [str(Path(sys.executable).parent / "serotiny"), *args]
+    sys.argv[:] = [_script(), *args]
     try:
         yield
     finally:
@@ -328,9 +333,12 @@ def _in_process(args: tuple[str, ...], cwd: Path, env: Env) -> tuple[int, str, s
 
 def _in_subprocess(args: tuple[str, ...], cwd: Path, env: Env,
                    timeout: float) -> tuple[int, str, str]:
+    """The ``serotiny`` script of this environment (a DDP launcher starts its ranks by running
+    ``sys.argv`` again: a script or ``-m``, never ``-c``)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    command = [sys.executable, "-c", "import sys; from serotiny_core.cli import main; "
-               "sys.exit(main())", *args]
+    script = _script()
+    runner = [script] if Path(script).is_file() else [sys.executable, "-m", "serotiny_core.cli"]
+    command = [*runner, *args]
     proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={key: value for key, value in full_env.items() if value is not None})
     return proc.returncode, proc.stdout, proc.stderr
