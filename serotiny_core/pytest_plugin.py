@@ -189,14 +189,18 @@ def _forget_modules_under(roots: list[Path], before: set[str]) -> None:
     """Packages the run imported from the project or a plugin site are not the next run's.
 
     Only packages new to the process go (a package imported before keeps the
-    submodules the run added): serotiny's own, imported from a source tree
-    that may hold the command's folder, must stay one set of classes.
+    submodules the run added), and never an installed one (the environment
+    may live inside the command's folder): serotiny's own and its
+    dependencies must stay one set of classes.
     """
+    installed = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
     for name in set(sys.modules) - before:
         location = getattr(sys.modules[name], "__file__", None) or ""
         if name.partition(".")[0] in before or not location:
             continue
-        if any(Path(location).resolve().is_relative_to(root) for root in roots):
+        path = Path(location).resolve()
+        if any(path.is_relative_to(root) for root in roots) and not any(
+                path.is_relative_to(prefix) for prefix in installed):
             del sys.modules[name]
 
 
@@ -250,8 +254,8 @@ def _isolated(cwd: Path, env: Env) -> Iterator[None]:
         os.environ.update(saved_env)
         added = [Path(entry).resolve() for entry in sys.path if entry and entry not in saved_path]
         sys.path[:] = saved_path
-        _forget_modules_under([cwd.resolve(), *added], modules)
         _reset_serotiny()
+        _forget_modules_under([cwd.resolve(), *added], modules)
 
 
 # The warning filters of a fresh interpreter: pytest loads this module before it
