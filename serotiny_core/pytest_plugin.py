@@ -22,6 +22,8 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -183,11 +185,22 @@ def _restored_logging() -> Iterator[None]:
             lg.propagate, lg.disabled = propagate, disabled
 
 
-def _forget_modules_under(root: Path, before: set[str]) -> None:
-    """The project's own package, imported during the run, is not the next project's."""
+def _forget_modules_under(roots: list[Path], before: set[str]) -> None:
+    """Packages the run imported from the project or a plugin site are not the next run's.
+
+    Only packages new to the process go (a package imported before keeps the
+    submodules the run added), and never an installed one (the environment
+    may live inside the command's folder): serotiny's own and its
+    dependencies must stay one set of classes.
+    """
+    installed = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
     for name in set(sys.modules) - before:
         location = getattr(sys.modules[name], "__file__", None) or ""
-        if location and Path(location).resolve().is_relative_to(root):
+        if name.partition(".")[0] in before or not location:
+            continue
+        path = Path(location).resolve()
+        if any(path.is_relative_to(root) for root in roots) and not any(
+                path.is_relative_to(prefix) for prefix in installed):
             del sys.modules[name]
 
 
@@ -206,12 +219,30 @@ def _reset_serotiny() -> None:
     SerotinySearchPath.sources = []
 
 
+# The command's environment on top of this process's; None unsets a variable.
+Env = dict[str, str | None]
+
+
+def _apply(env: Env) -> None:
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _python_path(env: Env) -> list[str]:
+    """A ``PYTHONPATH`` given for the command: a fresh interpreter would put it on ``sys.path``."""
+    return [entry for entry in (env.get("PYTHONPATH") or "").split(os.pathsep) if entry]
+
+
 @contextlib.contextmanager
-def _isolated(cwd: Path, env: dict[str, str]) -> Iterator[None]:
+def _isolated(cwd: Path, env: Env) -> Iterator[None]:
     """The process as it was, after the command: environment, cwd, sys.path, modules, logging."""
     saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
     modules = set(sys.modules)
-    os.environ.update(env)
+    _apply(env)
+    sys.path[:0] = [entry for entry in _python_path(env) if entry not in sys.path]
     os.chdir(cwd)
     _reset_serotiny()
     try:
@@ -221,31 +252,110 @@ def _isolated(cwd: Path, env: dict[str, str]) -> Iterator[None]:
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
+        added = [Path(entry).resolve() for entry in sys.path if entry and entry not in saved_path]
         sys.path[:] = saved_path
-        _forget_modules_under(cwd.resolve(), modules)
         _reset_serotiny()
+        _forget_modules_under([cwd.resolve(), *added], modules)
 
 
-def _in_process(args: tuple[str, ...], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+# The warning filters of a fresh interpreter: pytest loads this module before it
+# records warnings for a test.
+_INTERPRETER_FILTERS = list(warnings.filters)
+
+
+def _print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   file: Any = None, line: str | None = None) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+@contextlib.contextmanager
+def _interpreter_warnings() -> Iterator[None]:
+    """Warnings reach the command's stderr as in its own interpreter, once per place,
+    not pytest's record: a test of what a command prints sees them."""
+    with warnings.catch_warnings():
+        warnings.resetwarnings()  # also forgets which warnings were shown already
+        warnings.filters.extend(_INTERPRETER_FILTERS)
+        warnings.showwarning = _print_warning
+        yield
+
+
+@contextlib.contextmanager
+def _captured() -> Iterator[list[str]]:
+    """What the command prints, its child processes (the MLflow process, DataLoader
+    workers) included: file descriptors 1 and 2, and ``sys.stdout``/``sys.stderr`` over
+    them, go to files for its duration. The list gets (stdout, stderr) on exit."""
+    printed: list[str] = []
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        streams = {fd: io.TextIOWrapper(open(fd, "wb", closefd=False), encoding="utf-8",  # noqa: SIM115
+                                        errors="replace", write_through=True) for fd in (1, 2)}
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(streams[1]), contextlib.redirect_stderr(streams[2]):
+                yield printed
+        finally:
+            for fd, stream in streams.items():
+                stream.flush()
+                os.dup2(saved[fd], fd)
+                os.close(saved[fd])
+        for file in (out, err):
+            file.seek(0)
+            printed.append(file.read().decode("utf-8", errors="replace"))
+
+
+def _script() -> str:
+    """The ``serotiny`` script installed beside this interpreter."""
+    return str(Path(sys.executable).parent / "serotiny")
+
+
+@contextlib.contextmanager
+def _as_script(args: tuple[str, ...]) -> Iterator[None]:
+    """``sys.argv`` as the ``serotiny`` script sees it: Hydra names the program from it
+    (shell completion scripts, for one)."""
+    saved = list(sys.argv)
+    sys.argv[:] = [_script(), *args]
+    try:
+        yield
+    finally:
+        sys.argv[:] = saved
+
+
+def _in_process(args: tuple[str, ...], cwd: Path, env: Env) -> tuple[int, str, str]:
+    """Run the CLI in this process: no interpreter, torch or Hydra to start again."""
     from serotiny_core.cli import main
 
-    out, err = io.StringIO(), io.StringIO()
-    with _isolated(cwd, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _captured() as printed, _isolated(cwd, env), _interpreter_warnings(), _as_script(args):
         try:
             code = main(list(args))
         except SystemExit as stop:  # argparse: --help, a usage error
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
-    return code, out.getvalue(), err.getvalue()
+    return code, *printed
 
 
-def _in_subprocess(args: tuple[str, ...], cwd: Path, env: dict[str, str],
+def _in_subprocess(args: tuple[str, ...], cwd: Path, env: Env,
                    timeout: float) -> tuple[int, str, str]:
+    """The ``serotiny`` script of this environment (a DDP launcher starts its ranks by running
+    ``sys.argv`` again: a script or ``-m``, never ``-c``)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    command = [sys.executable, "-c", "import sys; from serotiny_core.cli import main; "
-               "sys.exit(main())", *args]
-    proc = subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    script = _script()
+    runner = [script] if Path(script).is_file() else [sys.executable, "-m", "serotiny_core.cli"]
+    command = [*runner, *args]
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={key: value for key, value in full_env.items() if value is not None})
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def run_command(args: tuple[str, ...], cwd: Path, env: Env, *, subprocess: bool = False,
+                timeout: float = 300) -> tuple[int, str, str]:
+    """``serotiny ARGS`` in ``cwd`` -> (exit code, stdout, stderr); ``env`` on top of this
+    process's (None unsets a variable). In this process unless ``subprocess``; ``timeout``
+    bounds a subprocess only."""
+    if subprocess:
+        return _in_subprocess(args, cwd, env, timeout)
+    return _in_process(args, cwd, env)
 
 
 def _job_folders(cwd: Path) -> list[Path]:
@@ -284,16 +394,13 @@ def run_serotiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         if cwd is None:
             uses_project = "serotiny_project" in request.fixturenames
             cwd = request.getfixturevalue("serotiny_project").root if uses_project else Path.cwd()
-        extra = {"SEROTINY_CACHE_DIR": os.environ.get("SEROTINY_CACHE_DIR")
-                 or str(tmp_path_factory.mktemp("serotiny-cache")), **(env or {})}
+        extra: Env = {"SEROTINY_CACHE_DIR": os.environ.get("SEROTINY_CACHE_DIR")
+                      or str(tmp_path_factory.mktemp("serotiny-cache")), **(env or {})}
         for inherited in ("HYDRA_FULL_ERROR", "SEROTINY_DEBUG"):
-            extra.setdefault(inherited, "")
+            extra.setdefault(inherited, None)
         folders = _job_folders(Path(cwd))
         before = [result_files(folder) for folder in folders]
-        if subprocess:
-            code, out, err = _in_subprocess(args, Path(cwd), extra, timeout)
-        else:
-            code, out, err = _in_process(args, Path(cwd), extra)
+        code, out, err = run_command(args, Path(cwd), extra, subprocess=subprocess, timeout=timeout)
         return SerotinyResult(code, out, err, _run_ids(folders, before))
 
     return run

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real CLI in a subprocess, temp projects, temp plugins.
+"""Shared fixtures: the real CLI (in this process, or a subprocess), temp projects, temp plugins.
 
 Plugins are made real: a module plus a ``.dist-info`` folder whose
 ``entry_points.txt`` names it, on a temp ``PYTHONPATH`` — exactly what pip
@@ -8,7 +8,6 @@ leaves behind, so discovery goes through ``importlib.metadata`` for real.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from serotiny_core.pytest_plugin import run_command
 from slurm_cluster import Cluster, ClusterUnavailable, shared, stop_shared
 
 SEROTINY = str(Path(sys.executable).parent / "serotiny")
@@ -32,14 +32,20 @@ class Result:
         return self.out + self.err
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> Result:
-    """Run ``serotiny ARGS`` in ``cwd`` and capture everything it prints."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    for inherited in ("HYDRA_FULL_ERROR", "SEROTINY_DEBUG"):
-        full_env.pop(inherited, None)
-    proc = subprocess.run([SEROTINY, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300,
+            subprocess: bool = False) -> Result:
+    """Run ``serotiny ARGS`` in ``cwd`` and capture everything it prints, its children's too.
+
+    In this process by default: no interpreter, torch and Hydra to start for
+    each command, and the process is left as it was (environment, cwd,
+    ``sys.path``, the modules of the project and of a ``PYTHONPATH`` given in
+    ``env``, Hydra's state, logging, the plugin cache). ``subprocess=True``
+    for what must not share the test's process: signals, DDP, launchers
+    that fork jobs (joblib, submitit). ``timeout`` bounds a subprocess only.
+    """
+    command_env = {"PYTHONUNBUFFERED": "1", **(env or {}), "HYDRA_FULL_ERROR": None,
+                   "SEROTINY_DEBUG": None}
+    return Result(*run_command(args, cwd, command_env, subprocess=subprocess, timeout=timeout))
 
 
 def make_plugin(site: Path, dist: str, version: str, entry_name: str, module: str,

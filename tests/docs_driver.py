@@ -17,8 +17,6 @@ what it printed and how long it took.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shlex
@@ -57,15 +55,10 @@ def short_training(argv: list[str]) -> list[str]:
 
 
 def serotiny(argv: list[str]) -> tuple[int, str, str]:
-    from serotiny_core.cli import main
+    """The CLI in this process, left as it was after each command (the suite's own runner)."""
+    from serotiny_core.pytest_plugin import run_command
 
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(short_training(argv))
-        except SystemExit as exit_:  # argparse's usage errors
-            code = exit_.code if isinstance(exit_.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
+    return run_command(tuple(short_training(argv)), Path.cwd(), {})
 
 
 def expanded(command: str) -> list[str]:

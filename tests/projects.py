@@ -1,14 +1,20 @@
-"""Builders for the project layouts the tests train: seed-verbatim, cookiecutter-shaped."""
+"""Builders for the project layouts the tests train (seed-verbatim, cookiecutter-shaped), the
+one manifest builder and the one way to read a project's MLflow store."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from conftest import make_plugin
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 SEED_MODEL = """\
 _target_: serotiny.models.TabularVAE
@@ -70,21 +76,49 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def manifest(path: Path, rows: int = 240, features: int = 100, seed: int = 0,
-             splits: tuple[str, ...] = ("train", "valid", "test")) -> Path:
-    """Features from 2 hidden factors, a split column with serotiny's spellings, ids."""
+def manifest_frame(rows: int = 240, features: int = 100, seed: int = 0,
+                   splits: tuple[str, ...] = ("train", "valid", "test"),
+                   id_column: str = "CellId") -> pd.DataFrame:
+    """Features ``feature_0..`` from 2 hidden factors, a split column (``splits`` in turn), ids."""
     rng = np.random.default_rng(seed)
     factors = rng.normal(size=(rows, 2))
     x = np.tanh(factors @ rng.normal(size=(2, features))) + 0.05 * rng.normal(size=(rows, features))
     frame = pd.DataFrame(x.astype("float32"), columns=[f"feature_{i}" for i in range(features)])
     frame.insert(0, "split", [splits[i % len(splits)] for i in range(rows)])
-    frame.insert(0, "CellId", [f"cell{i}" for i in range(rows)])
+    frame.insert(0, id_column, [f"cell{i}" for i in range(rows)])
+    return frame
+
+
+def manifest(path: Path, rows: int = 240, features: int = 100, seed: int = 0,
+             splits: tuple[str, ...] = ("train", "valid", "test"), id_column: str = "CellId") -> Path:
+    """Write :func:`manifest_frame` to ``path``: CSV, or parquet by the suffix."""
+    frame = manifest_frame(rows, features, seed, splits, id_column)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
         frame.to_parquet(path)
     else:
         frame.to_csv(path, index=False)
     return path
+
+
+def store_client(where: Path | str) -> MlflowClient:
+    """The MLflow client of a project folder's SQLite store, or of a tracking URI."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(where if isinstance(where, str) else f"sqlite:///{where}/mlflow.db")
+
+
+def store_runs(where: Path | str, experiment: str = "proj", count: int | None = None,
+               jobs_only: bool = False) -> list[Run]:
+    """The runs of ``experiment`` in a project's store (or a tracking URI), oldest first;
+    with ``count``, there must be that many; ``jobs_only`` leaves out sweeps' parent runs."""
+    client = store_client(where)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no MLflow experiment {experiment!r}"
+    runs = client.search_runs([found.experiment_id], "tags.`serotiny.mode` != 'sweep'" if jobs_only else "",
+                              order_by=["attributes.start_time ASC"])
+    assert count is None or len(runs) == count, [run.info.run_name for run in runs]
+    return runs
 
 
 def seed_project(root: Path) -> Path:

@@ -1,6 +1,6 @@
 """Bad input ends in one clear line naming the culprit, exit 2 (config) or 1 (run time).
 
-Every case runs the real CLI in a subprocess on real files.
+Every case runs the real CLI on real files.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import Result, make_plugin, run_cli
-from projects import write
+from projects import manifest_frame, store_client, store_runs, write
 
 
 def error_line(result: Result) -> str:
@@ -24,13 +23,10 @@ def error_line(result: Result) -> str:
     return lines[0]
 
 
-def frame(rows: int = 60, features: int = 16) -> pd.DataFrame:
-    rng = np.random.default_rng(1)
-    data = pd.DataFrame(rng.normal(size=(rows, features)).astype("float32"),
-                        columns=[f"feature_{i}" for i in range(features)])
-    data.insert(0, "split", (["train", "train", "val", "test"] * rows)[:rows])
-    data.insert(0, "sample_id", [f"s{i}" for i in range(rows)])
-    return data
+def frame() -> pd.DataFrame:
+    """60 rows with the project's 16 features, its split names and id column."""
+    return manifest_frame(rows=60, features=16, seed=1, splits=("train", "train", "val", "test"),
+                          id_column="sample_id")
 
 
 def train_on(project: Path, data: pd.DataFrame | str, *overrides: str) -> Result:
@@ -43,7 +39,7 @@ def train_on(project: Path, data: pd.DataFrame | str, *overrides: str) -> Result
 
 
 def assert_no_run_left_running(project: Path) -> None:
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    client = store_client(project)
     for experiment in client.search_experiments():
         for run in client.search_runs([experiment.experiment_id]):
             assert run.info.status != "RUNNING"
@@ -54,8 +50,7 @@ def test_missing_manifest(project):
     assert result.code == 1
     assert "/nowhere/cells.csv" in error_line(result)
     assert_no_run_left_running(project)
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    [run] = client.search_runs([client.get_experiment_by_name("proj").experiment_id])
+    [run] = store_runs(project)
     assert run.info.status == "FAILED" and "does not exist" in run.data.tags["serotiny.error"]
 
 

@@ -94,6 +94,6 @@ def test_generated_options_compose_in_joblib_workers(project):
     result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                      "model=TabularVAE", "model.x_dim=16", "model.latent_dim=2,3",
                      "model.hidden_layers=[8]", "trainer.max_epochs=1", "mlflow.tracking_uri=null",
-                     cwd=project)
+                     cwd=project, subprocess=True)
     assert result.code == 0, result.text
     assert len(list(project.glob("multirun/train/*/*/*/checkpoints/last.ckpt"))) == 2

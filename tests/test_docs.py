@@ -18,10 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
-from projects import SEED_CALLBACKS, SEED_DATA, SEED_MODEL
+from projects import SEED_CALLBACKS, SEED_DATA, SEED_MODEL, store_runs
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -121,9 +120,7 @@ def test_example_plugin_trains_and_passes_its_own_tests(project, example_site, t
         if pytest_run.poll() is None:
             pytest_run.kill()
     assert trained.code == 0, trained.text
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    experiment = client.get_experiment_by_name(project.name)
-    [run] = client.search_runs([experiment.experiment_id])
+    [run] = store_runs(project, project.name, count=1)
     assert run.info.run_name == "example" and run.info.status == "FINISHED"
     assert run.data.params["model/_target_"] == "serotiny_example.models.LinearAutoencoder"
     assert run.data.params["data/loaders/x/_target_"] == "serotiny_example.loaders.LoadScaledColumns"

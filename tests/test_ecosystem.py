@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning
-from mlflow.tracking import MlflowClient
 
 from conftest import make_plugin, run_cli
+from projects import store_client, store_runs
 
 # A plugin as Lightning's own docs write one: on the unified ``lightning`` package.
 LIGHTNING_PLUGIN = '''
@@ -106,10 +106,7 @@ LIT_CALLBACKS = """\
 
 
 def the_run(project: Path, run_name: str | None = None) -> object:
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    experiment = client.get_experiment_by_name("proj")  # the package name of 'serotiny init proj'
-
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    runs = store_runs(project, "proj")  # the package name of 'serotiny init proj'
     return next(r for r in runs if run_name is None or r.info.run_name == run_name)
 
 
@@ -176,11 +173,11 @@ def test_trainer_logger_and_mlflow_fluent_api_write_to_the_job(project, site, si
     assert "val_loss" in pd.read_csv(metrics).columns
     run = the_run(project)
     assert run.info.status == "FINISHED"
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    client = store_client(project)
     assert [m.value for m in client.get_metric_history(run.info.run_id, "fluent_metric")] == [1.5, 1.5]
     assert (folder / "fluent.json").read_text() == f'{{"run_id": "{run.info.run_id}"}}'
     assert [a.path for a in client.list_artifacts(run.info.run_id, "fluent")] == ["fluent/fluent.json"]
-    assert len(client.search_runs([run.info.experiment_id])) == 1  # no run of its own
+    assert len(store_runs(project)) == 1  # no run of its own
 
 
 def test_a_failed_job_stays_failed_when_its_code_used_mlflow(project, site, site_env):
@@ -220,7 +217,7 @@ def test_runs_carry_mlflow_context_the_manifest_and_the_model_summary(project):
     assert dataset.dataset.name == "manifest.csv" and dataset.dataset.digest
     assert dataset.dataset.source_type == "local"
     assert [(t.key, t.value) for t in dataset.tags] == [("mlflow.data.context", "train")]
-    client = MlflowClient(f"sqlite:///{worktree}/mlflow.db")
+    client = store_client(worktree)
     summary = Path(client.download_artifacts(run.info.run_id, "model_summary.txt", str(worktree)))
     assert "Total params" in summary.read_text()
 

@@ -1,16 +1,12 @@
 """Property: whatever broken config or manifest a user writes, the CLI answers with
 exit 0, 1 or 2 and, on failure, one ``error:`` line — never a traceback.
 
-Runs ``serotiny_core.cli.main`` in this process (the same code the console
-script runs) so that hypothesis can try many inputs in a bounded time.
+Runs the CLI in this process (the same code the console script runs) so that
+hypothesis can try many inputs in a bounded time.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import run_cli
-from serotiny_core.cli import main
+from projects import manifest_frame
 
 # trainer.max_epochs is left out: -1 means "train forever" to Lightning.
 KEYS = ["model.x_dim", "model.latent_dim", "model.hidden_layers", "model.beta", "model.x_label",
@@ -40,10 +36,8 @@ OVERRIDE = st.builds(lambda key, value: key if key.startswith("~") else f"{key}=
 
 
 def broken_manifest(draw_cols: list[str], rows: int, corruption: str, rng: np.random.Generator) -> pd.DataFrame:
-    frame = pd.DataFrame(rng.normal(size=(rows, 16)).astype("float32"),
-                         columns=[f"feature_{i}" for i in range(16)])
-    frame.insert(0, "split", rng.choice(["train", "val", "test"], size=rows))
-    frame.insert(0, "sample_id", [f"s{i}" for i in range(rows)])
+    frame = manifest_frame(rows, 16, seed=int(rng.integers(1000)), splits=("train", "val", "test"),
+                           id_column="sample_id")
     if corruption == "nan" and rows:
         frame.iloc[rng.integers(rows), 3] = np.nan
     elif corruption == "text" and rows:
@@ -52,24 +46,6 @@ def broken_manifest(draw_cols: list[str], rows: int, corruption: str, rng: np.ra
     elif corruption == "split" and rows:
         frame.iloc[rng.integers(rows), 1] = "holdout"
     return frame.drop(columns=[c for c in draw_cols if c in frame.columns])
-
-
-def run_main(args: list[str], cwd: Path) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    saved_env, saved_path, here = dict(os.environ), list(sys.path), os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(args)
-            except SystemExit as stop:
-                code = stop.code if isinstance(stop.code, int) else 1
-    finally:
-        os.chdir(here)
-        os.environ.clear()
-        os.environ.update(saved_env)
-        sys.path[:] = saved_path
-    return code, out.getvalue() + err.getvalue()
 
 
 def check(code: int, text: str) -> None:
@@ -89,9 +65,9 @@ def fuzz_project(tmp_path_factory) -> Path:
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 @given(overrides=st.lists(OVERRIDE, min_size=1, max_size=3))
 def test_broken_configs_never_traceback(fuzz_project, overrides):
-    code, text = run_main(["train", "mlflow.tracking_uri=null", "trainer.max_epochs=1",
-                           "+trainer.enable_progress_bar=false", *overrides], fuzz_project)
-    check(code, text)
+    result = run_cli("train", "mlflow.tracking_uri=null", "trainer.max_epochs=1",
+                     "+trainer.enable_progress_bar=false", *overrides, cwd=fuzz_project)
+    check(result.code, result.text)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
@@ -102,6 +78,6 @@ def test_broken_configs_never_traceback(fuzz_project, overrides):
 def test_broken_manifests_never_traceback(fuzz_project, dropped, rows, corruption, seed):
     path = fuzz_project / "data" / "fuzzed.csv"
     broken_manifest(dropped, rows, corruption, np.random.default_rng(seed)).to_csv(path, index=False)
-    code, text = run_main(["train", f"data.path={path}", "mlflow.tracking_uri=null",
-                           "trainer.max_epochs=1", "+trainer.enable_progress_bar=false"], fuzz_project)
-    check(code, text)
+    result = run_cli("train", f"data.path={path}", "mlflow.tracking_uri=null", "trainer.max_epochs=1",
+                     "+trainer.enable_progress_bar=false", cwd=fuzz_project)
+    check(result.code, result.text)

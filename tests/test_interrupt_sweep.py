@@ -9,14 +9,13 @@ import subprocess
 import time
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import SEROTINY
-from projects import manifest
+from projects import manifest, store_client
 
 
 def runs_by_status(project) -> dict[str, str]:
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    client = store_client(project)
     experiment = client.get_experiment_by_name("proj")
     if experiment is None:
         return {}
@@ -76,7 +75,7 @@ class StopOnce(Callback):
 
 
 def sweep_children(project) -> list:
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    client = store_client(project)
     experiment = client.get_experiment_by_name("proj")
     return client.search_runs([experiment.experiment_id], "tags.`serotiny.mode` = 'train'",
                               order_by=["attributes.start_time ASC"])
@@ -102,7 +101,7 @@ def test_a_sweep_stopped_mid_job_resumes_that_job_in_its_own_run(project):
     children = sweep_children(project)
     assert [r.data.tags["serotiny.job_num"] for r in children] == ["0", "1", "2"]  # no second run
     assert set(runs_by_status(project).values()) == {"FINISHED"}  # the parent too
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    client = store_client(project)
     for child in children:  # every epoch logged once: job 1's first, then its second
         for key in ("train_loss", "val_loss"):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]

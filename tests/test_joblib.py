@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
-from projects import manifest, seed_project
+from projects import manifest, seed_project, store_client, store_runs
 
 JOBLIB = ("-m", "hydra/launcher=joblib", "trainer.max_epochs=1", "trainer.callbacks=[]")
 
@@ -23,14 +22,12 @@ def seed(tmp_path: Path) -> Path:
 
 def sweep(root: Path, *overrides: str, debug: bool = False):
     return run_cli("train", *(["--debug"] if debug else []), *JOBLIB,
-                   f"data.path={root}/data/cells.csv", *overrides, cwd=root)
+                   f"data.path={root}/data/cells.csv", *overrides, cwd=root, subprocess=True)
 
 
 def finished_runs(root: Path, count: int) -> list:
-    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
-                              "tags.`serotiny.mode` != 'sweep'")  # the jobs' runs, not the parent
-    assert len(runs) == count, [r.info.run_name for r in runs]
+    client = store_client(root)
+    runs = store_runs(root, "tiny", count, jobs_only=True)
     for run in runs:
         assert run.info.status == "FINISHED", (run.info.run_name, run.data.tags.get("serotiny.error"))
         assert {"train_loss", "val_loss"} <= set(run.data.metrics), run.data.metrics

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
 from mlflow_server import free_port, wait_healthy
+from projects import store_client, store_runs
 
 # A fresh interpreter, outside the project: what a user loading the model elsewhere runs.
 LOAD_AND_PREDICT = """
@@ -37,22 +37,15 @@ def small(project: Path) -> Path:
     return project
 
 
-def client_for(project: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{project}/mlflow.db")
-
-
 def train(project: Path, *overrides: str) -> str:
     """Train one epoch; the id of the run it made."""
     result = run_cli("train", "trainer.max_epochs=1", *overrides, cwd=project)
     assert result.code == 0, result.text
-    client = client_for(project)
-    experiment = client.get_experiment_by_name("proj")
-    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
-                              max_results=1)[0].info.run_id
+    return store_runs(project)[-1].info.run_id
 
 
 def artifacts(project: Path, run_id: str, folder: str = "") -> set[str]:
-    return {a.path for a in client_for(project).list_artifacts(run_id, folder)}
+    return {a.path for a in store_client(project).list_artifacts(run_id, folder)}
 
 
 def test_the_model_predicts_what_serotiny_predict_writes_in_a_fresh_process(small, tmp_path):
@@ -79,7 +72,7 @@ def test_registered_model_name_adds_a_version_per_run_and_log_model_false_skips(
     second = train(small, "mlflow.run_name=beta", "mlflow.registered_model_name=cells")
     unlogged = train(small, "mlflow.run_name=gamma", "mlflow.registered_model_name=cells",
                      "mlflow.log_model=false")
-    versions = client_for(small).search_model_versions("name='cells'")
+    versions = store_client(small).search_model_versions("name='cells'")
     assert {(v.version, v.run_id) for v in versions} == {(1, first), (2, second)}
     assert not artifacts(small, unlogged, "model")
 
@@ -140,6 +133,5 @@ def test_a_model_without_predict_step_is_skipped_with_one_warning(small):
     assert result.code == 0, result.text
     warned = [line for line in result.text.splitlines() if "MLflow model is skipped" in line]
     assert len(warned) == 1 and "Plain defines no predict_step" in warned[0], result.text
-    client = client_for(small)
-    run = client.search_runs([client.get_experiment_by_name("proj").experiment_id])[0]
+    run = store_runs(small)[-1]
     assert run.info.status == "FINISHED" and not artifacts(small, run.info.run_id, "model")

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import make_plugin, run_cli
-from projects import cookiecutter_project, seed_project, write
+from projects import cookiecutter_project, seed_project, store_client, store_runs, write
 
 PLUGIN_WITH_CONFIG = '''
 from serotiny_core import hookimpl
@@ -34,13 +33,6 @@ x_label: x
 """
 
 
-def runs(db: Path, experiment: str) -> list:
-    client = MlflowClient(f"sqlite:///{db}")
-    found = client.get_experiment_by_name(experiment)
-    assert found is not None, f"no experiment {experiment!r}"
-    return client.search_runs([found.experiment_id])
-
-
 def test_init_then_train_tracks_to_sqlite(serotiny_project, run_serotiny, mlflow_runs):
     result = run_serotiny("train", "trainer.max_epochs=2")
     assert result.code == 0, result.text
@@ -60,7 +52,7 @@ def test_seed_project_trains_verbatim(tmp_path):
     root = seed_project(tmp_path / "a_tiny_project")
     result = run_cli("train", f"data.path={root}/data/cells.csv", cwd=root)
     assert result.code == 0, result.text
-    [run] = runs(root / "mlflow.db", "tiny")
+    [run] = store_runs(root, "tiny")
     assert run.info.run_name == "tabular_vae-latent16"
     assert run.info.status == "FINISHED"
     [written] = list((root / "outputs" / "train").glob("*/*/custom_callback.json"))
@@ -73,7 +65,7 @@ def test_cookiecutter_project_with_lightning1_keys_and_empty_callbacks(tmp_path)
     assert result.code == 0, result.text
     assert result.text.count("Lightning 1.x keys") == 1
     assert "gpus" in result.text
-    [run] = runs(root / "mlflow.db", "my_project")
+    [run] = store_runs(root, "my_project")
     assert run.info.status == "FINISHED"
 
 
@@ -193,10 +185,8 @@ def test_packaged_configs_train_as_shipped(project):
                        "mlflow.run_name=pictures", cwd=project)
     assert pictures.code == 0, pictures.text
     assert list(project.glob("outputs/train/*/*/reconstructions/*.png"))
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    [run] = client.search_runs([client.get_experiment_by_name("proj").experiment_id],
-                               "tags.`mlflow.runName` = 'pictures'")
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "reconstructions")]
+    [run] = [run for run in store_runs(project) if run.info.run_name == "pictures"]
+    assert [a.path for a in store_client(project).list_artifacts(run.info.run_id, "reconstructions")]
 
 
 def test_init_prints_lines_that_paste_into_a_shell_with_a_spaced_name(tmp_path):

@@ -1,4 +1,4 @@
-"""Scaling out for real: DDP on 2 CPU processes, launchers, Optuna; the CLI in subprocesses."""
+"""Scaling out for real: DDP on 2 CPU processes, launchers, Optuna; DDP and launchers in subprocesses."""
 
 from __future__ import annotations
 
@@ -10,21 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 
 from conftest import Result, run_cli
+from projects import store_runs
 from serotiny_core.job import RANK_VARIABLES, SHARED_JOB_ENV, global_rank, rank_overrides
 
 ONE_EPOCH = "trainer.max_epochs=1"
 DDP_ON_CPU = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
-
-
-def mlflow_runs(project: Path) -> list:
-    """The jobs' runs (a sweep's parent run left out: tests/test_sweeps.py checks it)."""
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    experiment = client.get_experiment_by_name("proj")
-    assert experiment is not None, "no MLflow experiment 'proj'"
-    return client.search_runs([experiment.experiment_id], "tags.`serotiny.mode` != 'sweep'")
 
 
 def job_dirs(project: Path) -> list[Path]:
@@ -79,14 +71,14 @@ def test_a_relaunched_rank_runs_the_job_rank_zero_shared(rank_env):
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_makes_one_run_one_folder_one_log(project):
-    result = run_cli("train", *DDP_ON_CPU, ONE_EPOCH, cwd=project)
+    result = run_cli("train", *DDP_ON_CPU, ONE_EPOCH, cwd=project, subprocess=True)
     assert result.code == 0, result.text
     assert "GLOBAL_RANK: 1" in result.text  # the second process really ran
     [folder] = [p for p in (project / "outputs").glob("train/*/*")]
     assert (folder / ".hydra" / "config.yaml").is_file()
     assert list(folder.glob("*.log")) == [folder / "train.log"]  # rank 1 wrote no log of its own
     assert not (project / "multirun").exists()
-    [run] = mlflow_runs(project)
+    [run] = store_runs(project, jobs_only=True)
     assert run.info.status == "FINISHED"
     assert run.data.params["trainer/strategy"] == "ddp"
     assert math.isfinite(run.data.metrics["val_loss"])
@@ -105,12 +97,13 @@ def test_ddp_predict_by_run_writes_every_row_once_in_manifest_order(project):
     assert run_cli("train", ONE_EPOCH, "mlflow.run_name=base", cwd=project).code == 0
     single = written_predictions(run_cli("predict", "mlflow.run_name=base", cwd=project))
     # every rank takes the run's checkpoint; rank 0 writes all ranks' rows
-    ddp = written_predictions(run_cli("predict", "mlflow.run_name=base", *DDP_ON_CPU, cwd=project))
+    ddp = written_predictions(run_cli("predict", "mlflow.run_name=base", *DDP_ON_CPU, cwd=project,
+                                          subprocess=True))
     manifest = pd.read_csv(project / "data" / "manifest.csv")
     assert len(ddp) == len(single) == len(manifest)
     assert list(ddp["sample_id"]) == list(single["sample_id"]) == list(manifest["sample_id"])
     pd.testing.assert_frame_equal(ddp, single, check_exact=False, rtol=1e-5)
-    statuses = sorted((run.info.run_name, run.info.status) for run in mlflow_runs(project))
+    statuses = sorted((run.info.run_name, run.info.status) for run in store_runs(project, jobs_only=True))
     assert statuses == [("base", "FINISHED"), *[("base-predict", "FINISHED")] * 2]
 
 
@@ -130,9 +123,9 @@ def test_packaged_ddp_trainer_and_example_launcher_and_sweeper_compose(project):
 @pytest.mark.slow
 def test_submitit_local_runs_two_jobs_with_runs_and_summary(project):
     result = run_cli("train", "-m", "hydra/launcher=submitit_local", "model.latent_dim=2,4",
-                     ONE_EPOCH, "mlflow.run_name=sweep", cwd=project)
+                     ONE_EPOCH, "mlflow.run_name=sweep", cwd=project, subprocess=True)
     assert result.code == 0, result.text
-    found = mlflow_runs(project)
+    found = store_runs(project, jobs_only=True)
     assert sorted(r.info.run_name for r in found) == ["sweep-0", "sweep-1"]
     assert all(r.info.status == "FINISHED" for r in found)
     for run, row in zip(found, summary_rows(result, found)):
@@ -145,7 +138,7 @@ def test_submitit_local_runs_two_jobs_with_runs_and_summary(project):
 def test_optuna_sweeps_ddp_trials_and_gets_finite_objectives(project):
     result = run_cli("train", "-m", "hydra/sweeper=serotiny_optuna", "hydra.sweeper.n_trials=3",
                      "hydra.sweeper.sampler.seed=0", "model.latent_dim=choice(2,3,4)",
-                     *DDP_ON_CPU, ONE_EPOCH, cwd=project)
+                     *DDP_ON_CPU, ONE_EPOCH, cwd=project, subprocess=True)
     assert result.code == 0, result.text
     [sweep] = list((project / "multirun").glob("train/*/*"))
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -153,7 +146,7 @@ def test_optuna_sweeps_ddp_trials_and_gets_finite_objectives(project):
     objectives = [json.loads((d / "result.json").read_text())["objective"] for d in job_dirs(project)]
     assert len(objectives) == 3 and all(math.isfinite(v) for v in objectives)
     assert best["best_value"] == pytest.approx(min(objectives))
-    found = mlflow_runs(project)  # one run per trial: the DDP ranks > 0 opened none
+    found = store_runs(project, jobs_only=True)  # one run per trial: the DDP ranks > 0 opened none
     assert len(found) == 3 and len({r.info.run_name for r in found}) == 3
     assert sorted(r.data.metrics["val_loss"] for r in found) == pytest.approx(sorted(objectives))
     assert len(summary_rows(result, found)) == 3
@@ -167,7 +160,7 @@ def test_a_sweep_with_test_after_fit_reports_the_fits_val_loss(project):
                      "mlflow.run_name=tested", cwd=project)
     assert result.code == 0, result.text
     assert "was not logged" not in result.text
-    found = mlflow_runs(project)
+    found = store_runs(project, jobs_only=True)
     objectives = [json.loads((d / "result.json").read_text())["objective"] for d in job_dirs(project)]
     assert sorted(objectives) == pytest.approx(sorted(r.data.metrics["val_loss"] for r in found))
     assert all("test_loss" in r.data.metrics for r in found)

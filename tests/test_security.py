@@ -6,10 +6,10 @@ import pickle
 from pathlib import Path
 
 import torch
-from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
 from mlflow_server import free_port, mlflow_server
+from projects import store_runs
 
 
 class _Payload:
@@ -75,9 +75,7 @@ def test_secrets_are_recorded_nowhere(project):
     assert result.code == 0, result.text
     assert files_holding(project, env_secret, typed_secret) == []
     assert env_secret not in result.text
-    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
-    parent, run = client.search_runs([client.get_experiment_by_name("proj").experiment_id],
-                                     order_by=["attributes.start_time ASC"])
+    parent, run = store_runs(project)
     assert "+notes.api_key=***" in parent.data.tags["serotiny.sweep_overrides"]
     assert run.data.params["notes/from_env"] == "${oc.env:MY_SECRET}"
     assert run.data.params["notes/token"] == run.data.params["notes/api_key"] == "***"
@@ -92,8 +90,7 @@ def test_credentials_in_the_tracking_uri_reach_the_server_and_no_file(project, t
         result = run_cli("train", "trainer.max_epochs=1", f"mlflow.tracking_uri={uri}",
                          "mlflow.run_name=authed", cwd=project)
         assert result.code == 0, result.text
-        client = MlflowClient(server.uri)
-        [run] = client.search_runs([client.get_experiment_by_name("proj").experiment_id])
+        [run] = store_runs(server.uri)
         assert run.info.status == "FINISHED" and "train_loss" in run.data.metrics
         assert run.data.params["mlflow/tracking_uri"] == server.uri.replace("http://", "http://alice:***@")
         down = run_cli("train", f"mlflow.tracking_uri=http://alice:{password}@127.0.0.1:{free_port()}",

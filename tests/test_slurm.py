@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import SEROTINY, Result, run_cli
-from projects import write
+from projects import store_client, write
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +40,9 @@ class SleepEachEpoch(Callback):
 '''
 
 
-def client(project: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{project}/mlflow.db")
-
-
 def runs(project: Path) -> list:
-    experiment = client(project).get_experiment_by_name("proj")
-    return client(project).search_runs([experiment.experiment_id]) if experiment else []
+    experiment = store_client(project).get_experiment_by_name("proj")
+    return store_client(project).search_runs([experiment.experiment_id]) if experiment else []
 
 
 def is_parent(run) -> bool:
@@ -61,7 +56,7 @@ def sweep_dir(project: Path) -> Path:
 
 def epochs_logged(project: Path, run) -> list[int]:
     """The step of every val_loss the run holds: one per epoch, unless epochs were redone."""
-    return [m.step for m in client(project).get_metric_history(run.info.run_id, "val_loss")]
+    return [m.step for m in store_client(project).get_metric_history(run.info.run_id, "val_loss")]
 
 
 def assert_no_sacct_noise(result: Result) -> None:
@@ -173,7 +168,7 @@ def test_scancel_ends_the_job_its_run_killed_with_its_checkpoint(cancelled):
     assert_no_sacct_noise(result)
     [run] = [run for run in runs(project) if not is_parent(run)]
     assert run.info.status == "KILLED"
-    uploaded = [a.path for a in client(project).list_artifacts(run.info.run_id, "checkpoints")]
+    uploaded = [a.path for a in store_client(project).list_artifacts(run.info.run_id, "checkpoints")]
     assert "checkpoints/last.ckpt" in uploaded, uploaded
 
 

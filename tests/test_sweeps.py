@@ -11,10 +11,9 @@ import io
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
-from projects import manifest
+from projects import manifest, store_client
 
 ONE_EPOCH = ("trainer.max_epochs=1", "trainer.callbacks=[]")
 
@@ -26,12 +25,8 @@ def small(project: Path) -> Path:
     return project
 
 
-def client_of(project: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{project}/mlflow.db")
-
-
 def all_runs(project: Path) -> list:
-    client = client_of(project)
+    client = store_client(project)
     ids = [e.experiment_id for e in client.search_experiments()]
     return client.search_runs(ids, order_by=["attributes.start_time ASC"])
 
@@ -46,7 +41,7 @@ def sweep_runs(project: Path) -> tuple[list, list]:
 def store_state(project: Path) -> dict:
     """Everything a command could change: each run's status, end, tags, params, metric history
     and artifacts."""
-    client = client_of(project)
+    client = store_client(project)
     return {run.info.run_id: (run.info.status, run.info.end_time, run.data.tags, run.data.params,
                               {key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
                                for key in run.data.metrics},
@@ -79,7 +74,7 @@ def test_a_sweep_is_a_parent_run_and_a_rerun_changes_nothing_unless_fresh(small)
         "mlflow.run_name=grid model.latent_dim=3,4 trainer.callbacks=[] trainer.max_epochs=1")
     losses = [child.data.metrics["val_loss"] for child in children]
     assert parent.data.metrics["best_val_loss"] == pytest.approx(min(losses))
-    client = client_of(small)
+    client = store_client(small)
     folder = client.download_artifacts(parent.info.run_id, "", str(small / "parent"))
     rows = list(csv.reader(io.StringIO(Path(folder, "summary.csv").read_text())))
     assert rows[0] == ["job", "overrides", "val_loss", "run id"]

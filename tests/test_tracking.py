@@ -9,22 +9,14 @@ import shutil
 import time
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
-
 from conftest import SEROTINY, run_cli
 from mlflow_server import free_port, mlflow_server
+from projects import store_client, store_runs
 
 
-def client_for(project: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{project}/mlflow.db")
-
-
-def only_run(client: MlflowClient, experiment: str = "proj", count: int = 1):
+def only_run(where: Path | str, experiment: str = "proj", count: int = 1):
     """The experiment's newest run, checking it has ``count`` runs in all."""
-    found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([found.experiment_id])
-    assert len(runs) == count, [r.info.run_name for r in runs]
-    return runs[0]
+    return store_runs(where, experiment, count)[-1]
 
 
 def wait_for(pattern: str, root: Path, timeout: float = 120) -> Path:
@@ -44,8 +36,8 @@ def test_train_then_test_and_predict_by_run_name(project):
     assert tested.code == 0, tested.text
     predicted = run_cli("predict", "mlflow.run_name=alpha", "data.batch_size=50", cwd=project)
     assert predicted.code == 0, predicted.text
-    client = client_for(project)
-    runs = {r.info.run_name: r for r in client.search_runs([only_run(client, "proj", 3).info.experiment_id])}
+    client = store_client(project)
+    runs = {r.info.run_name: r for r in store_runs(project, count=3)}
     train, test, predict = runs["alpha"], runs["alpha-test"], runs["alpha-predict"]
     assert train.info.status == test.info.status == predict.info.status == "FINISHED"
     assert test.data.tags["mlflow.parentRunId"] == predict.data.tags["mlflow.parentRunId"] == train.info.run_id
@@ -83,8 +75,8 @@ def test_sigint_then_the_same_command_resumes_the_same_run(project):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "interrupted" in out and "Traceback" not in out, out
-    client = client_for(project)
-    killed = only_run(client)
+    client = store_client(project)
+    killed = only_run(project)
     assert killed.info.status == "KILLED"
     logged_before = len(client.get_metric_history(killed.info.run_id, "train_loss"))
     resumed = run_cli(*command[1:], cwd=project)
@@ -93,7 +85,7 @@ def test_sigint_then_the_same_command_resumes_the_same_run(project):
     # Lightning writes an epoch's checkpoint at validation end, before it logs the epoch's
     # train_loss: a Ctrl-C in between leaves that one epoch checkpointed but not logged.
     assert logged_before in (done - 1, done) and done < 6
-    run = only_run(client)
+    run = only_run(project)
     assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
     epochs = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
     assert len(epochs) == logged_before + 6 - done and len(set(epochs)) == len(epochs)
@@ -109,9 +101,9 @@ def test_sigterm_marks_the_run_killed(project):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
-    run = only_run(client_for(project))
+    run = only_run(project)
     assert run.info.status == "KILLED"
-    assert {"checkpoints/last.ckpt"} <= {a.path for a in client_for(project).list_artifacts(run.info.run_id, "checkpoints")}
+    assert {"checkpoints/last.ckpt"} <= {a.path for a in store_client(project).list_artifacts(run.info.run_id, "checkpoints")}
 
 
 def test_a_killed_command_leaves_its_run_killed_not_running(project):
@@ -122,9 +114,9 @@ def test_a_killed_command_leaves_its_run_killed_not_running(project):
     proc.kill()  # SIGKILL: no handler in the command runs
     proc.wait()
     deadline = time.monotonic() + 60
-    while only_run(client_for(project)).info.status == "RUNNING" and time.monotonic() < deadline:
+    while only_run(project).info.status == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.5)
-    run = only_run(client_for(project))
+    run = only_run(project)
     assert run.info.status == "KILLED"
     assert "ended without closing" in run.data.tags["serotiny.error"]
 
@@ -134,8 +126,8 @@ def test_real_server_records_params_tags_metrics_artifacts(project, tmp_path):
         result = run_cli("train", "trainer.max_epochs=2", f"mlflow.tracking_uri={server.uri}",
                          "mlflow.run_name=served", "+mlflow.tags.team=cells", cwd=project)
         assert result.code == 0, result.text
-        client = MlflowClient(server.uri)
-        run = only_run(client)
+        client = store_client(server.uri)
+        run = only_run(server.uri)
         assert run.info.status == "FINISHED"
         assert run.data.params["model/hidden_layers"] == "[32, 32]"
         assert run.data.tags["team"] == "cells"
@@ -226,5 +218,5 @@ def test_a_sweep_job_takes_the_mlflow_process_started_during_the_job_before(proj
     first, second = [set(line.split()) for line in probe.read_text().splitlines()]
     assert len(first) == 2, first  # its own, and the next job's
     assert first & second, (first, second)  # the second job took the one started for it
-    runs = client_for(project).search_runs([only_run(client_for(project), count=3).info.experiment_id])
+    runs = store_runs(project, count=3)
     assert {r.info.status for r in runs} == {"FINISHED"}  # two jobs and the sweep's parent
