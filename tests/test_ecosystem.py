@@ -120,8 +120,9 @@ def lightning_project(project: Path, site: Path, extra: str = "") -> None:
 def test_plugin_on_lightning_pytorch_trains_tests_and_predicts(project, site, site_env):
     lightning_project(project, site)
     # The project's trainer names pytorch_lightning.Trainer; the model decides.
+    # In a process of its own: what the job's process imported is checked.
     trained = run_cli("train", "model=lit", "trainer/callbacks=lit", "trainer.max_epochs=2",
-                      "mlflow.run_name=lit", cwd=project, env=site_env)
+                      "mlflow.run_name=lit", cwd=project, env=site_env, subprocess=True)
     assert trained.code == 0, trained.text
     [folder] = (project / "outputs" / "train").glob("*/*")
     # A lightning.pytorch callback ran; the job process never imported MLflow (its start-up time).

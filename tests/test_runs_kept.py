@@ -82,7 +82,8 @@ def test_a_run_that_finishes_after_a_resume_has_no_stale_error(project):
     assert run.info.status == "FINISHED" and "serotiny.error" not in run.data.tags
 
 
-def test_two_trains_started_together_on_a_fresh_store(project):
+def test_two_trains_started_together_on_a_fresh_store(fresh_project):
+    project = fresh_project
     assert not (project / "mlflow.db").exists()
     procs = [subprocess.Popen([SEROTINY, "train", ONE_EPOCH, f"mlflow.run_name=twin{i}"], cwd=project,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

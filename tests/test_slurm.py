@@ -144,7 +144,9 @@ def cancel_after_first_checkpoint(project: Path, slurm) -> Result:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_for(lambda: list(project.glob("multirun/train/*/*/0/checkpoints/*.ckpt")), "checkpoint")
-        [job] = slurm.command("squeue", "--noheader", "--format=%i").split()
+        # This sweep's own job (its folder under .submitit is named <job>_<task>): other tests'
+        # jobs may be queued on the same cluster at the same time (pytest-xdist).
+        [job] = {folder.name.split("_")[0] for folder in (sweep_dir(project) / ".submitit").glob("*_*")}
         slurm.command("scancel", job)
         out, err = proc.communicate(timeout=120)
     finally:

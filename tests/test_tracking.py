@@ -57,7 +57,8 @@ def test_test_of_an_unknown_run_is_one_clear_line(project):
     assert "no MLflow train run named 'nope'" in result.err and "Traceback" not in result.text
 
 
-def test_tracking_off_keeps_checkpoints_on_disk(project):
+def test_tracking_off_keeps_checkpoints_on_disk(fresh_project):
+    project = fresh_project
     result = run_cli("train", "trainer.max_epochs=1", "mlflow.tracking_uri=null", cwd=project)
     assert result.code == 0, result.text
     assert not (project / "mlflow.db").exists()
