@@ -144,9 +144,9 @@ def cancel_after_first_checkpoint(project: Path, slurm) -> Result:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_for(lambda: list(project.glob("multirun/train/*/*/0/checkpoints/*.ckpt")), "checkpoint")
-        # This sweep's own job (its folder under .submitit is named <job>_<task>): other tests'
+        # This sweep's own job (its folder under .submitit: <job>, or <job>_<task> in an array): other tests'
         # jobs may be queued on the same cluster at the same time (pytest-xdist).
-        [job] = {folder.name.split("_")[0] for folder in (sweep_dir(project) / ".submitit").glob("*_*")}
+        [job] = {folder.name.split("_")[0] for folder in (sweep_dir(project) / ".submitit").glob("[0-9]*")}
         slurm.command("scancel", job)
         out, err = proc.communicate(timeout=120)
     finally:
