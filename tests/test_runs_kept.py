@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from conftest import SEROTINY, run_cli
-from projects import store_client, store_runs
+from projects import manifest, store_client, store_runs
 
 ONE_EPOCH = "trainer.max_epochs=1"
 NARROW = ("model.x_dim=7", "data.loaders.x.startswith=feature_1")  # feature_1, feature_10..15
@@ -138,3 +138,41 @@ def test_a_truncated_checkpoint_is_named_and_the_intact_copy_used(project):
     resumed = run_cli("train", "trainer.max_epochs=3", "mlflow.run_name=cut", cwd=project, subprocess=True)
     assert resumed.code == 2 and "is unreadable" in resumed.err, resumed.text
     assert snapshot(project, "cut") == before
+
+
+def test_jobs_logging_one_manifest_at_once_all_keep_their_runs(tmp_path):
+    """The jobs of a parallel sweep log the same manifest as their dataset at the same moment:
+    MLflow's look-up-then-insert of the dataset races, and the loser's insert failed. That used
+    to count as a dead store: nothing more was logged and the run stayed RUNNING. (The race
+    is run in 4 rounds, each with a manifest new to the store: one round alone may not lose it.)"""
+    import threading
+
+    from omegaconf import OmegaConf
+
+    from serotiny_core.tracking.settings import TrackingSettings
+    from serotiny_core.tracking.worker import Tracker
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def log(tracker: Tracker, path: Path, together: threading.Barrier) -> None:
+        together.wait()
+        tracker.log_manifest(path, "train")
+        tracker.end("FINISHED")
+
+    trackers: list[Tracker] = []
+    for seed in range(4):
+        path = manifest(tmp_path / f"manifest-{seed}.csv", rows=60, features=4, seed=seed)
+        round_ = [Tracker(TrackingSettings.from_config(OmegaConf.create({"tracking_uri": uri}), "exp"))
+                  for _ in range(8)]
+        for tracker in round_:
+            tracker.create({})
+        together = threading.Barrier(len(round_))
+        threads = [threading.Thread(target=log, args=(t, path, together)) for t in round_]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        trackers += round_
+    assert [tracker.not_logged for tracker in trackers] == [[]] * len(trackers)
+    for run in store_runs(uri, "exp", count=len(trackers)):
+        assert run.info.status == "FINISHED" and len(run.inputs.dataset_inputs) == 1

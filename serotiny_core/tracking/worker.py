@@ -327,7 +327,18 @@ class Tracker:
         """The manifest as the run's dataset input, with its digest (``context``: train, test...)."""
         found = manifest_input(path, context)
         if found is not None:
-            self.guard(f"dataset {path.name}", self.client.log_inputs, self.run_id, datasets=[found])
+            self.guard(f"dataset {path.name}", self._log_dataset, found)
+
+    def _log_dataset(self, dataset: Any) -> None:
+        """MLflow looks a dataset up, then inserts it: the jobs of a sweep logging one manifest
+        at once race between the two, and the loser's insert breaks the dataset's unique key.
+        The row exists then: a second try finds it."""
+        try:
+            self.client.log_inputs(self.run_id, datasets=[dataset])
+        except Exception as error:
+            if "UNIQUE constraint failed" not in str(error):
+                raise
+            self.client.log_inputs(self.run_id, datasets=[dataset])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int,
                     timestamp_ms: int | None = None) -> None:
@@ -414,6 +425,8 @@ class Tracker:
         """Mark the run FINISHED, FAILED or KILLED (``error``: what failed, as a tag); name what
         could not be logged."""
         self.ended = True
+        if self.unreachable and not is_server(self.settings.tracking_uri):
+            self.unreachable = False  # a local store costs no wait to try again: the status matters most
         if error is not None:
             self.guard("error tag", self.client.set_tag, self.run_id, ERROR_TAG, error[:5000])
         elif status == "FINISHED" and self.resumed and ERROR_TAG in self.previous_tags:
