@@ -177,12 +177,19 @@ def _restored_logging() -> Iterator[None]:
         yield
     finally:
         for lg in _loggers():
-            level, handlers, propagate, disabled = saved.get(id(lg), (logging.NOTSET, [], True, False))
-            for handler in set(lg.handlers) - set(handlers):
-                handler.close()
+            if id(lg) not in saved:  # made by a library the run imported, which set it up once
+                _close_added(lg, [])  # (SQLAlchemy sets its own to WARNING at import): keep that
+                continue
+            level, handlers, propagate, disabled = saved[id(lg)]
+            _close_added(lg, handlers)
             lg.setLevel(level)
-            lg.handlers[:] = handlers
             lg.propagate, lg.disabled = propagate, disabled
+
+
+def _close_added(lg: logging.Logger, kept: list[logging.Handler]) -> None:
+    for handler in set(lg.handlers) - set(kept):
+        handler.close()
+    lg.handlers[:] = kept
 
 
 def _forget_modules_under(roots: list[Path], before: set[str]) -> None:

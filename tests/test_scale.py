@@ -160,6 +160,7 @@ def test_a_sweep_with_test_after_fit_reports_the_fits_val_loss(project):
                      "mlflow.run_name=tested", cwd=project)
     assert result.code == 0, result.text
     assert "was not logged" not in result.text
+    assert "SELECT " not in result.text  # no SQL statements of MLflow's store among the log lines
     found = store_runs(project, jobs_only=True)
     objectives = [json.loads((d / "result.json").read_text())["objective"] for d in job_dirs(project)]
     assert sorted(objectives) == pytest.approx(sorted(r.data.metrics["val_loss"] for r in found))
