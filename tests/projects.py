@@ -121,6 +121,21 @@ def store_runs(where: Path | str, experiment: str = "proj", count: int | None = 
     return runs
 
 
+def all_runs(where: Path | str) -> list[Run]:
+    """Every run of every experiment in a project's store (a swept experiment name spreads
+    a sweep's jobs over several), oldest first."""
+    client = store_client(where)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, order_by=["attributes.start_time ASC"])
+
+
+def sweep_runs(where: Path | str) -> tuple[list[Run], list[Run]]:
+    """(parents, children) of every sweep in the store: a parent is tagged serotiny.mode=sweep."""
+    found = all_runs(where)
+    parents = [r for r in found if r.data.tags.get("serotiny.mode") == "sweep"]
+    return parents, [r for r in found if r not in parents]
+
+
 def seed_project(root: Path) -> Path:
     """The seed's layout (.serotiny + package/config), its YAML examples verbatim."""
     config = root / "a_tiny_project" / "config"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SEROTINY, Result, run_cli
-from projects import store_client, write
+from projects import store_client, sweep_runs, write
 
 pytestmark = pytest.mark.slow
 
@@ -38,15 +38,6 @@ class SleepEachEpoch(Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         time.sleep(self.seconds)
 '''
-
-
-def runs(project: Path) -> list:
-    experiment = store_client(project).get_experiment_by_name("proj")
-    return store_client(project).search_runs([experiment.experiment_id]) if experiment else []
-
-
-def is_parent(run) -> bool:
-    return "serotiny.sweep_key" in run.data.tags and "serotiny.sweep_job" not in run.data.tags
 
 
 def sweep_dir(project: Path) -> Path:
@@ -89,7 +80,7 @@ def test_a_sweep_runs_each_job_through_sbatch_into_a_finished_run(two_jobs):
     [array] = {log.parent.name.split("_")[0] for log in logs}
     for number, log in enumerate(logs):
         assert f"JobEnvironment(job_id={array}_{number}, hostname=" in log.read_text()
-    found = [run for run in runs(project) if not is_parent(run)]
+    found = sweep_runs(project)[1]
     assert sorted(run.info.run_name for run in found) == ["sweep-0", "sweep-1"]
     assert all(run.info.status == "FINISHED" for run in found)
     assert sorted(run.data.params["model/latent_dim"] for run in found) == ["2", "4"]
@@ -108,7 +99,7 @@ def test_ddp_across_two_slurm_tasks_makes_one_run_with_one_history(project, slur
     assert len(logs) == 2, logs
     text = "".join(log.read_text() for log in logs)
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in text and "GLOBAL_RANK: 1, MEMBER: 2/2" in text
-    [run] = [run for run in runs(project) if not is_parent(run)]
+    [run] = sweep_runs(project)[1]
     assert run.info.status == "FINISHED" and run.data.params["trainer/strategy"] == "ddp"
     steps = epochs_logged(project, run)
     assert len(steps) == 2 and len(set(steps)) == 2  # each epoch once: only rank 0 logged
@@ -168,7 +159,7 @@ def test_scancel_ends_the_job_its_run_killed_with_its_checkpoint(cancelled):
     assert len(errors) == 1, result.err[-3000:]
     assert "(state: CANCELLED" in errors[0] and "train interrupted; last checkpoint:" in errors[0]
     assert_no_sacct_noise(result)
-    [run] = [run for run in runs(project) if not is_parent(run)]
+    [run] = sweep_runs(project)[1]
     assert run.info.status == "KILLED"
     uploaded = [a.path for a in store_client(project).list_artifacts(run.info.run_id, "checkpoints")]
     assert "checkpoints/last.ckpt" in uploaded, uploaded
@@ -178,11 +169,10 @@ def test_scancel_ends_the_job_its_run_killed_with_its_checkpoint(cancelled):
 # overrides): re-running the sweep command resumes the cancelled job in its own child run.
 def test_the_same_command_again_resumes_the_cancelled_job(cancelled, slurm):
     project, _ = cancelled
-    [before] = [run for run in runs(project) if not is_parent(run)]
+    [before] = sweep_runs(project)[1]
     again = run_cli(*SLOW_SWEEP, cwd=project, env=slurm.env)
     assert again.code == 0, again.text
-    parents = [run for run in runs(project) if is_parent(run)]
-    children = [run for run in runs(project) if not is_parent(run)]
+    parents, children = sweep_runs(project)
     assert len(parents) == 1 and [c.info.run_id for c in children] == [before.info.run_id]
     [child] = children
     assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
@@ -195,8 +185,7 @@ def test_the_same_command_again_resumes_the_cancelled_job(cancelled, slurm):
 def test_a_slurm_sweep_is_one_parent_run_with_a_child_per_job(two_jobs):
     project, result = two_jobs
     assert result.code == 0, result.text
-    [parent] = [run for run in runs(project) if is_parent(run)]
-    children = [run for run in runs(project) if not is_parent(run)]
+    [parent], children = sweep_runs(project)
     assert len(children) == 2
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     assert sorted(c.data.tags["serotiny.job_num"] for c in children) == ["0", "1"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from projects import manifest, store_client
+from projects import all_runs, manifest, store_client, sweep_runs
 
 ONE_EPOCH = ("trainer.max_epochs=1", "trainer.callbacks=[]")
 
@@ -23,19 +23,6 @@ def small(project: Path) -> Path:
     """``serotiny init``'s project on a 60-row manifest."""
     manifest(project / "data" / "manifest.csv", rows=60, features=16)
     return project
-
-
-def all_runs(project: Path) -> list:
-    client = store_client(project)
-    ids = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(ids, order_by=["attributes.start_time ASC"])
-
-
-def sweep_runs(project: Path) -> tuple[list, list]:
-    """(parents, children) of every sweep in the store."""
-    found = all_runs(project)
-    parents = [r for r in found if r.data.tags.get("serotiny.mode") == "sweep"]
-    return parents, [r for r in found if r not in parents]
 
 
 def store_state(project: Path) -> dict:
