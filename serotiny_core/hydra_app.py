@@ -199,8 +199,6 @@ def execute_command(mode: str, argv: list[str], strict: bool = False) -> int:
                        config_path=str(project.config_dir), config_name=mode)
         except JobFailed as failed:
             raise failed.error from _remote_traceback(failed)
-        finally:
-            tracking.discard_spare()
     return 0
 
 

@@ -56,14 +56,6 @@ class CommandContext:
     plugins: Plugins
     strict: bool = False
     argv: list[str] = field(default_factory=list)
-    # The process the command runs in; a launcher that ships the context elsewhere
-    # (joblib, submitit) runs its jobs in other processes.
-    command_pid: int = field(default_factory=os.getpid)
-
-    @property
-    def in_command_process(self) -> bool:
-        """Whether this job runs in the command's own process, as Hydra's basic launcher runs them."""
-        return os.getpid() == self.command_pid
 
     @property
     def weights_only(self) -> bool | None:

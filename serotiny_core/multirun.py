@@ -4,7 +4,8 @@ Before a multirun's first train job it creates the MLflow store's tables and
 the experiment: jobs that start together (joblib, submitit) would otherwise
 race to create them, and all but one fail. After the last job it prints the
 summary table from the ``result.json`` each job wrote (see
-:mod:`serotiny_core.summary`). A train sweep is one MLflow parent run, made
+:mod:`serotiny_core.summary`). Where the jobs run in this process (Hydra's
+basic launcher), it starts their MLflow process first: one serves them all. A train sweep is one MLflow parent run, made
 here, whose children are the jobs' runs (:mod:`serotiny_core.sweep`). Under
 the SLURM launcher it lets the sweep notice jobs that end without a result
 where the cluster keeps no accounting (see :mod:`serotiny_core.slurm_states`).
@@ -26,6 +27,7 @@ from serotiny_core.summary import print_multirun_summary, read_results, result_f
 
 OVERRIDE = f"++hydra.callbacks.serotiny._target_={__name__}.MultirunCallback"
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 STORE_KEYS = ["tracking_uri", "experiment_name", "artifact_location"]
 
 
@@ -72,8 +74,13 @@ class MultirunCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.before = result_files(Path(config.hydra.sweep.dir))
+        launcher = config.hydra.launcher.get("_target_")
+        if launcher == BASIC_LAUNCHER and _store_settings(config) is not None:
+            from serotiny_core import tracking
+
+            tracking.start_early()  # the jobs run here, one after another: they share it
         prepare_store(config)
-        if config.hydra.launcher.get("_target_") == SLURM_LAUNCHER:
+        if launcher == SLURM_LAUNCHER:
             from serotiny_core.slurm_states import watch_sweep
 
             watch_sweep()

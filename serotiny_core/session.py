@@ -29,8 +29,8 @@ from serotiny_core.checkpoint_info import checkpoint_epoch
 from serotiny_core.errors import ConfigError, Interrupted, one_line
 from serotiny_core.job import CommandContext, Job, global_rank, override_key
 from serotiny_core.redact import recordable
-from serotiny_core.tracking import (MODE_TAG, TrackingProcess, TrackingSettings, discard_spare,
-                                    embedded_store, fluent, pin, run_tags, start_early)
+from serotiny_core.tracking import (MODE_TAG, TrackingProcess, TrackingSettings, embedded_store,
+                                    fluent, pin, run_tags)
 
 log = logging.getLogger("serotiny")
 CHECKPOINT_DIR_TAG = "serotiny.checkpoint_dir"
@@ -93,10 +93,6 @@ class Session:
         interrupts.check()  # a sweep stopped by Ctrl-C starts no further job
         settings = tracking_settings(cfg, context, job)
         tracker = TrackingProcess(settings) if settings is not None and global_rank() == 0 else None
-        if tracker is None:
-            discard_spare()
-        elif job.multirun and context.in_command_process:
-            start_early()  # the next job's MLflow process imports MLflow while this job runs
         try:
             yield cls(tracker, job, context)
         finally:

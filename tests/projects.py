@@ -3,6 +3,7 @@ one manifest builder and the one way to read a project's MLflow store."""
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,6 +69,12 @@ class YourCustomCallback(Callback):
     def on_fit_end(self, trainer, pl_module):
         Path(trainer.default_root_dir, "custom_callback.json").write_text(json.dumps(self.params))
 '''
+
+
+def git(*args: str, cwd: Path) -> str:
+    """``git ARGS`` in ``cwd`` as a user with no git configuration of their own; its output."""
+    command = ["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args]
+    return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def write(path: Path, text: str) -> Path:

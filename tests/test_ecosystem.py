@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import getpass
 import json
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning
 
 from conftest import make_plugin, run_cli
-from projects import store_client, store_runs
+from projects import git, store_client, store_runs
 
 # A plugin as Lightning's own docs write one: on the unified ``lightning`` package.
 LIGHTNING_PLUGIN = '''
@@ -190,11 +189,6 @@ def test_a_failed_job_stays_failed_when_its_code_used_mlflow(project, site, site
     run = the_run(project)
     assert run.info.status == "FAILED" and "gave up" in run.data.tags["serotiny.error"]
     assert run.data.metrics["fluent_metric"] == 1.5
-
-
-def git(*args: str, cwd: Path) -> str:
-    command = ["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args]
-    return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def test_runs_carry_mlflow_context_the_manifest_and_the_model_summary(project):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import SEROTINY, run_cli
 from mlflow_server import free_port, mlflow_server
-from projects import store_client, store_runs
+from projects import git, store_client, store_runs
 
 
 def only_run(where: Path | str, experiment: str = "proj", count: int = 1):
@@ -206,9 +206,9 @@ class WorkerProbe(Callback):
 '''
 
 
-def test_a_sweep_job_takes_the_mlflow_process_started_during_the_job_before(project, tmp_path):
-    """Hydra's basic launcher runs the jobs in the command's process: each job starts the next
-    job's MLflow process, which imports MLflow while the job trains (seconds per job saved)."""
+def test_the_jobs_of_a_sweep_share_one_mlflow_process(project, tmp_path):
+    """Hydra's basic launcher runs the jobs in the command's process: one MLflow process,
+    started before the first job, serves each job in turn (MLflow imported once, not per job)."""
     (project / "proj" / "probe.py").write_text(WORKER_PROBE)
     (project / "proj" / "config" / "trainer" / "callbacks" / "probe.yaml").write_text(
         "- _target_: proj.probe.WorkerProbe\n")
@@ -217,7 +217,36 @@ def test_a_sweep_job_takes_the_mlflow_process_started_during_the_job_before(proj
                      "trainer/callbacks=probe", cwd=project, env={"WORKER_PROBE": str(probe)})
     assert result.code == 0, result.text
     first, second = [set(line.split()) for line in probe.read_text().splitlines()]
-    assert len(first) == 2, first  # its own, and the next job's
-    assert first & second, (first, second)  # the second job took the one started for it
+    assert len(first) == 1, first
+    assert first == second
     runs = store_runs(project, count=3)
     assert {r.info.status for r in runs} == {"FINISHED"}  # two jobs and the sweep's parent
+
+
+def test_a_kept_mlflow_process_serves_the_next_command_as_its_own(tmp_path, empty_store):
+    """The MLflow process of a command serves the next command of the same process (a
+    notebook's, a test's) as that command's own: its store, its project's git commit, its
+    environment (the user MLflow records comes from it)."""
+    probe = tmp_path / "workers.txt"
+    projects = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        assert run_cli("init", "proj", cwd=tmp_path / name).code == 0
+        project = tmp_path / name / "proj"
+        shutil.copyfile(empty_store, project / "mlflow.db")
+        (project / "proj" / "probe.py").write_text(WORKER_PROBE)
+        (project / "proj" / "config" / "trainer" / "callbacks" / "probe.yaml").write_text(
+            "- _target_: proj.probe.WorkerProbe\n")
+        git("init", "-q", cwd=project)
+        git("add", "-A", cwd=project)
+        git("commit", "-qm", name, cwd=project)
+        result = run_cli("train", "trainer.max_epochs=1", "trainer/callbacks=probe", cwd=project,
+                         env={"WORKER_PROBE": str(probe), "LOGNAME": f"{name}-user"})
+        assert result.code == 0, result.text
+        projects.append((name, project))
+    first, second = [set(line.split()) for line in probe.read_text().splitlines()]
+    assert len(first) == 1 and first == second, (first, second)
+    for name, project in projects:
+        tags = only_run(project).data.tags
+        assert tags["mlflow.source.git.commit"] == git("rev-parse", "HEAD", cwd=project)
+        assert tags["mlflow.user"] == f"{name}-user"

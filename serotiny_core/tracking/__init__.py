@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from serotiny_core.tracking.client import TrackingProcess, discard_spare, pin, run_tags, start_early
+from serotiny_core.tracking.client import TrackingProcess, pin, run_tags, start_early
 from serotiny_core.tracking.remote import RunState, RunTracking
 from serotiny_core.tracking.settings import (MODE_TAG, PARENT_TAG, SWEEP_JOB_TAG, TrackingSettings,
                                              check_reachable, embedded_store, store_lock)
@@ -31,7 +31,6 @@ __all__ = [
     "TrackingProcess",
     "TrackingSettings",
     "check_reachable",
-    "discard_spare",
     "embedded_store",
     "pin",
     "run_tags",

@@ -12,11 +12,14 @@ blocks on MLflow. Ending the run waits for everything sent to be done.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Mapping
@@ -31,19 +34,49 @@ from serotiny_core.tracking.settings import TrackingSettings, check_reachable
 log = logging.getLogger("serotiny")
 PENDING = None
 WORKER = "serotiny_core.tracking.worker"
-_spare: tuple[subprocess.Popen, Connection, Connection] | None = None
 
 
-def _spawn() -> tuple[subprocess.Popen, Connection, Connection]:
-    """A new MLflow process, and the connections its requests go out and its replies come in on."""
-    requests_in, requests_out = os.pipe()
-    replies_in, replies_out = os.pipe()
-    process = subprocess.Popen([sys.executable, "-m", WORKER, str(requests_in), str(replies_out)],
-                               stdin=subprocess.DEVNULL, pass_fds=(requests_in, replies_out),
-                               start_new_session=True)
-    os.close(requests_in)
-    os.close(replies_out)
-    return process, Connection(requests_out, readable=False), Connection(replies_in, writable=False)
+@dataclass
+class _Worker:
+    """An MLflow process, and the ends of its channels held here."""
+
+    process: subprocess.Popen
+    requests: Connection
+    replies: Connection
+    owner: int = field(default_factory=os.getpid)  # the process that started it
+
+    @classmethod
+    def spawn(cls) -> "_Worker":
+        ours, theirs = socket.socketpair()
+        replies_in, replies_out = os.pipe()
+        process = subprocess.Popen([sys.executable, "-m", WORKER, str(theirs.fileno()), str(replies_out)],
+                                   stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), replies_out),
+                                   start_new_session=True)
+        theirs.close()
+        os.close(replies_out)
+        return cls(process, Connection(ours.detach(), readable=False), Connection(replies_in, writable=False))
+
+    def hand_over(self, settings: TrackingSettings) -> bool:
+        """This command to the process; False when it has ended."""
+        try:
+            remote.hand_over(self.requests, remote.Handover(os.getcwd(), dict(os.environ), settings))
+        except remote.GONE:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """End a process that serves no command (nothing of a run is lost)."""
+        self.process.kill()
+        self.ended()
+
+    def ended(self) -> None:
+        """Reap the process, which has ended or is ending, and close the channels to it."""
+        self.process.wait()
+        self.requests.close()
+        self.replies.close()
+
+
+_spare: _Worker | None = None
 
 
 def start_early() -> None:
@@ -54,24 +87,39 @@ def start_early() -> None:
     """
     global _spare
     if _spare is None:
-        _spare = _spawn()
+        _spare = _Worker.spawn()
 
 
-def _take_spare() -> tuple[subprocess.Popen, Connection, Connection] | None:
+def _take_spare() -> _Worker | None:
     global _spare
     spare, _spare = _spare, None
     return spare
 
 
-def discard_spare() -> None:
-    """Stop a process started early that no job took (tracking off, or the command failed)."""
+def _keep(worker: _Worker) -> None:
+    """A process done with its command serves the next command of this process."""
+    global _spare
+    if _spare is None and worker.owner == os.getpid():
+        _spare = worker
+    else:
+        worker.stop()
+
+
+@atexit.register
+def _stop_spare() -> None:
     spare = _take_spare()
-    if spare is not None:
-        process, requests, replies = spare
-        process.kill()
-        process.wait()
-        requests.close()
-        replies.close()
+    if spare is not None and spare.owner == os.getpid():  # not in a child forked after it started
+        spare.stop()
+
+
+def _connect(settings: TrackingSettings) -> _Worker:
+    """The kept (or early) process when it is still there, else a new one; handed this command."""
+    worker = _take_spare()
+    if worker is not None and worker.hand_over(settings):
+        return worker
+    worker = _Worker.spawn()
+    worker.hand_over(settings)
+    return worker
 
 
 class TrackingProcess:
@@ -80,14 +128,15 @@ class TrackingProcess:
     def __init__(self, settings: TrackingSettings) -> None:
         check_reachable(settings.tracking_uri, settings.credentials)
         self.settings = settings
-        self._process, self._requests, self._replies = _take_spare() or _spawn()
+        self._worker = _connect(settings)
+        self._process, self._requests, self._replies = (self._worker.process, self._worker.requests,
+                                                         self._worker.replies)
         self._sent = 0
         self._awaited: dict[int, tuple[bool, Any] | None] = {}
         self._opening: tuple[int, int] | None = None  # the opening request, and the state's
         self._state: RunState | None = None
         self._failed = False
         self._closed = False
-        self._send_message(settings)
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -243,19 +292,21 @@ class TrackingProcess:
             log.warning("%s; training goes on, what MLflow did not take is on local disk", what)
 
     def close(self) -> None:
-        """Let the MLflow process finish what was sent, and wait for it."""
+        """Let the MLflow process finish what was sent; then it serves this process's next command."""
         if self._closed:
             return
         self._closed = True
         self._send_message(None)
-        self._requests.close()
         while True:
             try:
-                self._handle(self._replies.recv())
+                message = self._replies.recv()
             except remote.GONE:
-                break
-        self._process.wait()
-        self._replies.close()
+                self._worker.ended()
+                return
+            if message == remote.DONE:
+                _keep(self._worker)
+                return
+            self._handle(message)
 
 
 def run_tags(command: list[str], plugins: Any, output_dir: Path) -> dict[str, str]:

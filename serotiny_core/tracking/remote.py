@@ -7,24 +7,45 @@ sends the same call there by name. Only names of :class:`RunTracking` are
 sent, plus ``client.NAME`` for ``logger.experiment`` (MlflowClient's own
 methods, for callbacks that use them).
 
-Messages are pickled objects on two pipes, one each way, as
-:class:`multiprocessing.connection.Connection` objects over the raw file
+Messages are pickled objects, one channel each way, as
+:class:`multiprocessing.connection.Connection` objects over raw file
 descriptors: with no buffering in between, ``poll(0)`` tells the truth
 about whether a reply is waiting, so the training loop drains replies
-without ever blocking on them.
+without ever blocking on them. Requests travel on a Unix socket, not a
+pipe: one MLflow process serves command after command in one process (the
+jobs of a sweep, commands run from a notebook or a test), and each command
+hands it its own stdout and stderr along with a :class:`Handover`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol
 
+from serotiny_core.tracking.settings import TrackingSettings
+
 # What a Connection raises when the other end has gone away: EOFError reading, OSError writing.
 GONE = (EOFError, OSError)
+# What the MLflow process replies when it is done with a command: its run is ended.
+DONE = ("done",)
+STREAMS = (1, 2)  # stdout and stderr, handed to the MLflow process by each command
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What the MLflow process takes on from the command it serves next: where the command
+    runs (its folder and environment: credentials, MLflow's variables) and where it tracks.
+    The command's stdout and stderr come with it, as file descriptors."""
+
+    cwd: str
+    environ: dict[str, str]
+    settings: TrackingSettings
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,27 @@ def send(connection: Connection, message: Any) -> None:
     """
     with _signals_held():
         connection.send(message)
+
+
+def hand_over(requests: Connection, handover: Handover) -> None:
+    """Give the MLflow process this command: its stdout and stderr, then ``handover``
+    (raises one of :data:`GONE` when that process has ended)."""
+    with _signals_held(), socket.socket(fileno=os.dup(requests.fileno())) as channel:
+        socket.send_fds(channel, [b"H"], list(STREAMS))
+        requests.send(handover)
+
+
+def take_over(requests: Connection) -> tuple[list[int], Handover] | None:
+    """The next command's stdout and stderr descriptors and :class:`Handover`; None when
+    the process that sends commands has gone."""
+    with socket.socket(fileno=os.dup(requests.fileno())) as channel:
+        data, streams, _, _ = socket.recv_fds(channel, 1, len(STREAMS))
+    if not data:
+        return None
+    try:
+        return streams, requests.recv()
+    except GONE:
+        return None
 
 
 @contextlib.contextmanager

@@ -1,13 +1,17 @@
-"""The MLflow process of one command: ``python -m serotiny_core.tracking.worker REQUESTS REPLIES``.
+"""The MLflow process of a command: ``python -m serotiny_core.tracking.worker REQUESTS REPLIES``.
 
 Importing MLflow and opening its SQLAlchemy store costs seconds of CPU.
 Done here, on another core, it overlaps the command's own start (Hydra,
 torch, reading the manifest), and logging during training costs the loop
-a pipe write. Requests come in on the descriptor ``REQUESTS``, replies and
+a pipe write. Requests come in on the socket ``REQUESTS``, replies and
 log records go out on ``REPLIES`` (see :mod:`serotiny_core.tracking.remote`);
-``None`` says the command is done. (Not the end of the requests' pipe:
-DataLoader workers forked by the command hold a copy of its write end, so
-that end may never come.)
+``None`` says the command is done. (Not the end of the requests' socket:
+DataLoader workers forked by the command hold a copy of it, so that end
+may never come.) The process then waits for the next command of the same
+process (the next job of a sweep, the next command of a notebook), which
+finds MLflow loaded; each command hands over its folder, environment and
+output streams, and MLflow's caches of the last command's stores are
+emptied.
 
 The process ignores Ctrl-C and SIGTERM (the command handles them and still sends the
 run's last requests), and when the command goes away without ending its
@@ -556,29 +560,82 @@ def _start(settings: TrackingSettings) -> Tracker:
 
 
 def serve(requests: Connection, replies: Connection) -> None:
-    """Answer requests until the command says it is done, or is gone; then end a run it left open."""
+    """Serve command after command until the process that sends them has gone."""
     import mlflow  # noqa: F401  (first, while the command is still composing its config)
-    # The default store's code (SQLAlchemy, alembic: ~1 s), also before the command asks: a
-    # sweep's next job finds its process, started during the job before, ready to open the store.
+    # The default store's code (SQLAlchemy, alembic: ~1 s), also before the command asks.
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
-    settings = requests.recv()
+    while (taken := remote.take_over(requests)) is not None:
+        streams, handover = taken
+        _print_to(streams)
+        if not serve_command(handover, requests, replies):
+            return
+        remote.send(replies, remote.DONE)
+
+
+def serve_command(handover: remote.Handover, requests: Connection, replies: Connection) -> bool:
+    """One command's requests, answered until it says it is done (True) or is gone (False).
+    A run it left open is ended as KILLED either way."""
+    _take_place(handover)
     try:
-        tracker, failure = _start(settings), None
+        tracker, failure = _start(handover.settings), None
     except Exception as error:
         tracker, failure = None, portable(error)
+    done = _answer_requests(tracker, failure, requests, replies)
+    if tracker is not None and tracker.run_id and not tracker.ended:
+        tracker.end("KILLED", "serotiny ended without closing the run")
+    _forget_stores()
+    return done
+
+
+def _answer_requests(tracker: Tracker | None, failure: tuple | None, requests: Connection,
+                     replies: Connection) -> bool:
     while True:
         try:
             request = requests.recv()
         except remote.GONE:
-            break
+            return False
         if request is None:  # the command is done
-            break
+            return True
         number, method, args, kwargs = request
         reply = (False, failure) if tracker is None else _answer(tracker, method, args, kwargs)
         remote.send(replies, ("reply", number, *reply))
-    if tracker is not None and tracker.run_id and not tracker.ended:
-        tracker.end("KILLED", "serotiny ended without closing the run")
+
+
+def _print_to(streams: list[int]) -> None:
+    """What this process prints (MLflow's warnings, say) goes where the command's own output goes."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for target, received in zip(remote.STREAMS, streams):
+        os.dup2(received, target)
+        os.close(received)
+
+
+def _take_place(handover: remote.Handover) -> None:
+    """The command's folder and environment (its credentials, MLflow's variables), not the last one's."""
+    os.chdir(handover.cwd)
+    os.environ.clear()
+    os.environ.update(handover.environ)
+
+
+def _forget_stores() -> None:
+    """What MLflow keeps of the stores a command used: their objects by URI, their SQLAlchemy
+    engines (open SQLite files), the git facts of its project. The next command may track
+    elsewhere, or to a store deleted and made again at the same path, from another checkout."""
+    from mlflow.tracking._model_registry.registry import ModelRegistryStoreRegistry
+    from mlflow.tracking._tracking_service import utils
+    from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
+    from mlflow.tracking.context.registry import _run_context_provider_registry
+
+    TrackingStoreRegistry._get_store_with_resolved_uri.cache_clear()
+    ModelRegistryStoreRegistry._get_store_with_resolved_uri.cache_clear()
+    utils._artifact_repos_cache.clear()
+    for module in ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"):
+        engines = getattr(getattr(sys.modules.get(module), "SqlAlchemyStore", None), "_engine_map", {})
+        while engines:
+            engines.popitem()[1].dispose()
+    for provider in _run_context_provider_registry:
+        getattr(provider, "_cache", {}).clear()
 
 
 def main() -> None:
@@ -597,8 +654,8 @@ def main() -> None:
         serve(requests, replies)
     except remote.GONE:  # the command is gone; nothing is left to answer
         pass
-    # The command waits for this process to exit (once per job in a sweep). Frozen, the
-    # garbage collector does not scan what MLflow imported at shutdown: ~0.1 s instead of 1-2 s.
+    # Frozen, the garbage collector does not scan what MLflow imported at shutdown: ~0.1 s
+    # instead of 1-2 s, for a command killed while it tracked, which waits for nothing.
     gc.freeze()
 
 
