@@ -199,7 +199,23 @@ def execute_command(mode: str, argv: list[str], strict: bool = False) -> int:
                        config_path=str(project.config_dir), config_name=mode)
         except JobFailed as failed:
             raise failed.error from _remote_traceback(failed)
+        finally:
+            _end_joblib_workers()
     return 0
+
+
+def _end_joblib_workers() -> None:
+    """Joblib's worker processes end with the command that started them.
+
+    Loky keeps them for the process's next parallel call: the next command
+    of a notebook or test run would run its jobs in them, with this
+    command's environment, ``sys.path`` and imported project modules.
+    """
+    if "joblib.externals.loky" not in sys.modules:
+        return
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
 
 
 def _remote_traceback(failed: JobFailed) -> BaseException | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,23 @@ def test_joblib_jobs_are_children_of_the_parent(small):
                      "model.latent_dim=2,3", *ONE_EPOCH, cwd=small)
     assert result.code == 0, result.text
     check_parent_and_children(small, {"0": "model.latent_dim=2", "1": "model.latent_dim=3"})
+
+
+def test_the_next_joblib_sweep_in_the_same_process_runs_in_its_own_project(tmp_path, empty_store):
+    """Joblib's workers end with the command: a second command of the process (a notebook's)
+    imports its own project's package in its jobs, not the first project's, kept by a worker."""
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        assert run_cli("init", "proj", cwd=tmp_path / name).code == 0
+        project = tmp_path / name / "proj"
+        shutil.copyfile(empty_store, project / "mlflow.db")
+        manifest(project / "data" / "manifest.csv", rows=60, features=16)
+        (project / "proj" / f"{name}.py").write_text(
+            "from pytorch_lightning import Callback\n\nclass Marker(Callback):\n    pass\n")
+        result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                         "model.latent_dim=2", "trainer.max_epochs=1",
+                         f"trainer.callbacks=[{{_target_: proj.{name}.Marker}}]", cwd=project)
+        assert result.code == 0, result.text
 
 
 def test_a_failed_job_leaves_the_parent_failed(small):
