@@ -128,6 +128,7 @@ class Tracker:
         self.ended = False
         self.previous_tags: dict[str, str] = {}
         self.previous_status = ""
+        self.previous_end_time: int | None = None
         self.read_only = False  # a finished run found again: nothing is written to it
         self.recorded_metrics: dict[str, float] = {}  # that run's metrics (their last values)
         self.logged_through: dict[str, int] = {}  # a resumed run's last logged step, by metric
@@ -230,10 +231,16 @@ class Tracker:
         else:
             self._open_found(found[0] if found else None, tags, {**match, **new_run_tags})
 
-    def _only_read(self, run: Any) -> None:
+    def _take(self, run: Any) -> None:
+        """An existing run as this command's, and what it was (to put it back as it was)."""
         self.run_id, self.experiment, self.resumed = run.info.run_id, run.info.experiment_id, True
-        self.source_run_id, self.read_only = self.run_id, True
+        self.source_run_id = self.run_id
         self.previous_tags, self.previous_status = dict(run.data.tags), run.info.status
+        self.previous_end_time = run.info.end_time
+
+    def _only_read(self, run: Any) -> None:
+        self._take(run)
+        self.read_only = True
         self.recorded_metrics = dict(run.data.metrics)
 
     def _open_found(self, existing: Any | None, tags: Mapping[str, str],
@@ -303,9 +310,7 @@ class Tracker:
         self.set_tags({k: v for k, v in context.items() if k not in self.settings.tags})
 
     def _reopen(self, run: Any) -> None:
-        self.run_id, self.experiment, self.resumed = run.info.run_id, run.info.experiment_id, True
-        self.source_run_id = self.run_id
-        self.previous_tags, self.previous_status = dict(run.data.tags), run.info.status
+        self._take(run)
         self.logged_through = {key: max((m.step for m in self.client.get_metric_history(self.run_id, key)),
                                         default=-1) for key in run.data.metrics}
         self.client.update_run(self.run_id, status="RUNNING")
@@ -423,7 +428,11 @@ class Tracker:
         self.set_tags({key: self.previous_tags[key] for key in self.retagged if key in self.previous_tags})
         for key in self.retagged.keys() - self.previous_tags.keys():
             self.guard(f"tag {key}", self.client.delete_tag, self.run_id, key)
-        self.guard("run status", self.client.update_run, self.run_id, status=self.previous_status)
+        if self.previous_end_time is None:
+            self.guard("run status", self.client.update_run, self.run_id, status=self.previous_status)
+        else:  # MLflow's fluent API in the command (a notebook's) ended the run meanwhile: a new end time
+            self.guard("run status", self.client.set_terminated, self.run_id, self.previous_status,
+                       self.previous_end_time)
 
     def end(self, status: str, error: str | None = None) -> None:
         """Mark the run FINISHED, FAILED or KILLED (``error``: what failed, as a tag); name what
