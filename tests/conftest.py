@@ -82,6 +82,12 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
         pytest.skip(str(why))
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """One worker more than cores: tests spend much of their time waiting on the processes
+    they start (MLflow's, a server, DataLoader workers, SLURM's), and a spare worker fills it."""
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The xdist controller (or the only process) ends once all workers have: stop SLURM."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):

@@ -232,8 +232,9 @@ def test_every_declared_dependency_is_imported_by_the_code():
     source = "\n".join(p.read_text() for folder in ("serotiny_core", "serotiny_plugins")
                        for p in (root / folder).rglob("*.py"))
     imported = set(re.findall(r"^\s*(?:import|from)\s+(\w+)", source, flags=re.MULTILINE))
+    distributions = packages_distributions()  # reads every installed package's file list: once
     provided = {dist.lower().replace("_", "-") for module in imported
-                for dist in packages_distributions().get(module, [])}
+                for dist in distributions.get(module, [])}
     assert names - provided == set()
 
 
