@@ -11,10 +11,14 @@ PIP     := $(PY) -m pip install --quiet --disable-pip-version-check -c constrain
 
 install: $(STAMP)
 
+# pip compiles each package's modules on one core as it installs them; compileall then
+# does them all on every core (-qq: torch ships a few files for newer Pythons, which do
+# not compile under pip either). Never skipped: every later import would pay for it.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) "torch==2.13.0"
-	$(PIP) -e ".[dev]"
+	$(PIP) --no-compile "torch==2.13.0"
+	$(PIP) --no-compile -e ".[dev]"
+	$(PY) -m compileall -qq -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 	touch $(STAMP)
 
 demo: install
