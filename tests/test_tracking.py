@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -250,3 +251,18 @@ def test_a_kept_mlflow_process_serves_the_next_command_as_its_own(tmp_path, empt
         tags = only_run(project).data.tags
         assert tags["mlflow.source.git.commit"] == git("rev-parse", "HEAD", cwd=project)
         assert tags["mlflow.user"] == f"{name}-user"
+
+
+def test_a_command_whose_kept_mlflow_process_was_killed_starts_another(project):
+    """kill -9 of the MLflow process while it waits for the next command: that command
+    starts a new one and tracks as usual."""
+    probe: dict = {}
+    exec(WORKER_PROBE, probe)  # noqa: S102 - the probe's own way of finding the processes
+    assert run_cli("train", "trainer.max_epochs=1", cwd=project).code == 0
+    [kept] = probe["tracking_workers"]()
+    os.kill(kept, signal.SIGKILL)
+    result = run_cli("train", "trainer.max_epochs=1", "mlflow.run_name=after", cwd=project)
+    assert result.code == 0, result.text
+    assert "MLflow process ended" not in result.text
+    assert store_runs(project, count=2)[-1].info.status == "FINISHED"
+    assert probe["tracking_workers"]() not in ([], [kept])

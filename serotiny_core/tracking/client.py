@@ -115,8 +115,10 @@ def _stop_spare() -> None:
 def _connect(settings: TrackingSettings) -> _Worker:
     """The kept (or early) process when it is still there, else a new one; handed this command."""
     worker = _take_spare()
-    if worker is not None and worker.hand_over(settings):
-        return worker
+    if worker is not None:
+        if worker.hand_over(settings):
+            return worker
+        worker.stop()  # it ended while it waited (killed)
     worker = _Worker.spawn()
     worker.hand_over(settings)
     return worker
