@@ -130,12 +130,13 @@ for latent_dim in %(latent_dims)r:
 
 DIFFERENCES = """\
 What differs (everything else is identical, see the top of bench/sweep.py):
-- serotiny: one command; per job Hydra composes the config, serotiny resolves every
-  _target_, starts an MLflow process (its own interpreter: imports MLflow, opens the
-  store), logs the flattened config as params, train.yaml, the manifest as a dataset,
-  MLflow's context tags and the model summary; reads the manifest with
-  ManifestDatamodule; at the end uploads last.ckpt and logs a pyfunc model (example
-  rows predicted, signature); writes result.json; prints the summary table at the end.
+- serotiny: one command, whose one MLflow process (its own interpreter: imports MLflow
+  once) serves every job; per job Hydra composes the config, serotiny resolves every
+  _target_, the MLflow process opens the store, logs the flattened config as params,
+  train.yaml, the manifest as a dataset, MLflow's context tags and the model summary;
+  reads the manifest with ManifestDatamodule; at the end uploads last.ckpt and logs a
+  pyfunc model (example rows predicted, signature); writes result.json; prints the
+  summary table at the end.
 - by hand: MLflow imported once, in the loop's own process; the manifest read once;
   6 params; TensorDataset + DataLoader; mlflow.pytorch.log_model (the pickled module)."""
 
@@ -149,7 +150,7 @@ def make_project(where: Path, rows: int) -> Path:
 
 def run(cmd: list[str], cwd: Path, stamp: Path) -> tuple[float, float, float]:
     """(the time.time() just before spawning ``cmd``, its wall seconds, its CPU seconds with its
-    children's: serotiny's MLflow processes); its first-batch stamps in ``stamp``."""
+    children's: serotiny's MLflow process); its first-batch stamps in ``stamp``."""
     stamp.unlink(missing_ok=True)
     cpu_start, began, start = cpu_seconds(), time.time(), time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=clean_env({"BENCH_STAMP": str(stamp), **THREADS}),
@@ -210,11 +211,11 @@ def mtime(path: Path) -> float:
 
 SEROTINY_STEPS = [
     "previous job's end to this job's start: Hydra composes the job (job 0: the command's start)",
-    "job start to MLflow run open: MLflow process start (import, store), run, params, tags",
+    "job start to MLflow run open: store opened (job 0: MLflow imported), run, params, tags",
     "run open to first train batch: data, model, trainer, sanity check",
     "first train batch to last.ckpt: the epoch",
     "last.ckpt to run end: checkpoint upload, MLflow model logged",
-    "run end to job end: the MLflow process exits, result.json",
+    "run end to job end: the MLflow process done with the job, result.json",
 ]
 
 
