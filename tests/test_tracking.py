@@ -108,19 +108,42 @@ def test_sigterm_marks_the_run_killed(project):
     assert {"checkpoints/last.ckpt"} <= {a.path for a in store_client(project).list_artifacts(run.info.run_id, "checkpoints")}
 
 
-def test_a_killed_command_leaves_its_run_killed_not_running(project):
-    proc = subprocess.Popen([SEROTINY, "train", "trainer.max_epochs=50", "mlflow.run_name=gone",
-                             "data.batch_size=4"],
-                            cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for("outputs/train/*/*/checkpoints/last.ckpt", project)
-    proc.kill()  # SIGKILL: no handler in the command runs
-    proc.wait()
+def ended_run(project: Path, name: str):
+    """The run of that name once the MLflow process has ended it (it notices a killed command)."""
     deadline = time.monotonic() + 60
-    while only_run(project).info.status == "RUNNING" and time.monotonic() < deadline:
+    while True:
+        run = next(run for run in store_runs(project) if run.info.run_name == name)
+        if run.info.status != "RUNNING" or time.monotonic() > deadline:
+            return run
         time.sleep(0.5)
-    run = only_run(project)
+
+
+def killed(*args: str, project: Path, once: str) -> None:
+    """``serotiny ARGS`` in a process of its own, killed with SIGKILL once ``once`` exists."""
+    proc = subprocess.Popen([SEROTINY, *args, "data.batch_size=4"], cwd=project,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(once, project)
+    proc.kill()  # no handler in the command runs
+    proc.wait()
+
+
+def test_a_killed_command_leaves_its_run_killed_not_running(project):
+    killed("train", "trainer.max_epochs=50", "mlflow.run_name=gone", project=project,
+           once="outputs/train/*/*/checkpoints/last.ckpt")
+    run = ended_run(project, "gone")
     assert run.info.status == "KILLED"
     assert "ended without closing" in run.data.tags["serotiny.error"]
+
+
+def test_a_sweep_killed_in_its_second_job_leaves_that_run_killed(project):
+    """The MLflow process that served the first job serves the second: killed then, it ends
+    the second job's run, and the first stays FINISHED."""
+    killed("train", "-m", "trainer.max_epochs=1,50", "mlflow.run_name=gone", project=project,
+           once="multirun/train/*/*/1/checkpoints/last.ckpt")
+    assert ended_run(project, "gone-0").info.status == "FINISHED"
+    second = ended_run(project, "gone-1")
+    assert second.info.status == "KILLED"
+    assert "ended without closing" in second.data.tags["serotiny.error"]
 
 
 def test_real_server_records_params_tags_metrics_artifacts(project, tmp_path):
