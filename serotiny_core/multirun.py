@@ -4,13 +4,13 @@ Before a multirun's first train job it creates the MLflow store's tables and
 the experiment: jobs that start together (joblib, submitit) would otherwise
 race to create them, and all but one fail. After the last job it prints the
 summary table from the ``result.json`` each job wrote (see
-:mod:`serotiny_core.summary`). Where the jobs run in this process (Hydra's
-basic launcher), it starts their MLflow process first: one serves them all. A train sweep is one MLflow parent run, made
-here, whose children are the jobs' runs (:mod:`serotiny_core.sweep`). Under
-the SLURM launcher it lets the sweep notice jobs that end without a result
-where the cluster keeps no accounting (see :mod:`serotiny_core.slurm_states`).
-It runs in the process that started the sweep,
-whichever launcher ran the jobs.
+:mod:`serotiny_core.summary`). A train sweep is one MLflow parent run, made
+here, whose children are the jobs' runs (:mod:`serotiny_core.sweep`). Where
+the jobs run in this process (Hydra's basic launcher), it starts their MLflow
+process first: one serves them all. Under the SLURM launcher it lets the
+sweep notice jobs that end without a result where the cluster keeps no
+accounting (see :mod:`serotiny_core.slurm_states`). It runs in the process
+that started the sweep, whichever launcher ran the jobs.
 """
 
 from __future__ import annotations

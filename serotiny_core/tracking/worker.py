@@ -577,7 +577,7 @@ def serve(requests: Connection, replies: Connection) -> None:
     while (taken := remote.take_over(requests)) is not None:
         streams, handover = taken
         _print_to(streams)
-        if not serve_command(handover, requests, replies):
+        if not serve_command(handover, requests, replies) or not _forgot_stores():
             return
         remote.send(replies, remote.DONE)
 
@@ -593,8 +593,17 @@ def serve_command(handover: remote.Handover, requests: Connection, replies: Conn
     done = _answer_requests(tracker, failure, requests, replies)
     if tracker is not None and tracker.run_id and not tracker.ended:
         tracker.end("KILLED", "serotiny ended without closing the run")
-    _forget_stores()
     return done
+
+
+def _forgot_stores() -> bool:
+    """Whether MLflow's caches of the command's stores are emptied; a process that could
+    not (another MLflow's internals) ends, and the next command starts a fresh one."""
+    try:
+        _forget_stores()
+    except Exception:  # noqa: BLE001 - ending is the answer: the run is ended already
+        return False
+    return True
 
 
 def _answer_requests(tracker: Tracker | None, failure: tuple | None, requests: Connection,
