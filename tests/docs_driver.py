@@ -1,27 +1,23 @@
-"""Run documented shell commands as a user would, in one process: ``python docs_driver.py JSON``.
+"""Run documented shell commands as a user would: :func:`session`.
 
-JSON names a start folder and a list of command lines. They run in order, as
-one shell session would (or, with ``"fresh": true``, each from the start
-folder): ``cd DIR`` changes the folder for the lines after it, ``A && B``
+A session is a start folder and a list of command lines. They run in order,
+as one shell session would (or, with ``fresh``, each from the start folder): ``cd DIR`` changes the folder for the lines after it, ``A && B``
 runs B when A succeeded, ``serotiny ...`` runs the real CLI's
 ``main()`` in this process (imported once: seconds saved per command, which
-is what lets the suite afford every documented command), anything else runs
-in bash. ``serotiny train`` gets ``trainer.max_epochs=1`` in place of any
+is what lets the suite afford every documented command; the suite's own
+runner leaves the process as it was after each), anything else runs in bash. ``serotiny train`` gets ``trainer.max_epochs=1`` in place of any
 epoch count, a sweep (``-m``) at most two values per swept key
 (``model.latent_dim=2,4,8`` runs 2 and 4) and an Optuna search one trial, so
 documented trainings stay short.
 
-Writes JSON to the request's ``results`` file: per command line, its exit code,
-what it printed and how long it took.
+Per command line it gives its exit code, what it printed and how long it took.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -92,16 +88,17 @@ def run_line(line: str) -> dict:
             "seconds": round(time.monotonic() - started, 1)}
 
 
-def main() -> None:
-    request = json.loads(sys.argv[1])
-    os.chdir(request["cwd"])
-    results = []
-    for line in request["lines"]:
-        if request.get("fresh"):  # each line on its own, from the start folder
-            os.chdir(request["cwd"])
-        results.append(run_line(line))
-    Path(request["results"]).write_text(json.dumps(results))
-
-
-if __name__ == "__main__":
-    main()
+def session(cwd: Path, lines: list[str], fresh: bool = False) -> list[dict]:
+    """Run ``lines`` from ``cwd`` (``fresh``: each from ``cwd``); the working folder is
+    restored after."""
+    saved = os.getcwd()
+    os.chdir(cwd)
+    try:
+        results = []
+        for line in lines:
+            if fresh:
+                os.chdir(cwd)
+            results.append(run_line(line))
+        return results
+    finally:
+        os.chdir(saved)

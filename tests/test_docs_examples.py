@@ -31,27 +31,25 @@ Troubleshooting entries (docs/troubleshooting.md)
     match one of the entry's messages. To document a new error message: add
     the entry in this format with its ``% try:`` line; nothing here changes.
 
-Every command runs the real CLI's ``main()`` in one driver process per page
+Every command runs the real CLI's ``main()`` in the test's process
 (``docs_driver.py``): imports are paid once, not per command.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+import docs_driver
 from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-DRIVER = Path(__file__).with_name("docs_driver.py")
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 SHELL_FENCES = ("console", "bash", "sh", "shell")
 MARKER = re.compile(r"^(?:% |<!-- )doc-test: (run|skip\b.*?)(?: -->)?$")
@@ -165,24 +163,19 @@ def printed_error(result: dict) -> str:
 # -- running ---------------------------------------------------------------------------------
 
 def drive(sessions: list[tuple[Path, list[str]]], fresh: bool = False) -> list[dict]:
-    """Run each ``(folder, lines)`` session through docs_driver.py, the sessions side by side;
-    ``fresh``: each line alone, from the folder. The results of all lines, in order."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    """Run each ``(folder, lines)`` session with :mod:`docs_driver`, in this process, as a
+    user's shell would: the environment's ``bin`` first on ``PATH``, none of the suite's
+    debugging variables. ``fresh``: each line alone, from the folder. The results of all
+    lines, in order."""
+    saved = dict(os.environ)
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     for inherited in ("HYDRA_FULL_ERROR", "SEROTINY_DEBUG"):
-        env.pop(inherited, None)
-    running = []
-    for number, (cwd, lines) in enumerate(sessions):
-        results = cwd.parent / f"results-{number}.json"
-        request = {"cwd": str(cwd), "lines": lines, "fresh": fresh, "results": str(results)}
-        running.append((subprocess.Popen([sys.executable, str(DRIVER), json.dumps(request)], cwd=cwd,
-                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         text=True), results))
-    found = []
-    for process, results in running:
-        output, _ = process.communicate(timeout=560)
-        assert process.returncode == 0, output[-3000:]
-        found += json.loads(results.read_text())
-    return found
+        os.environ.pop(inherited, None)
+    try:
+        return [result for cwd, lines in sessions for result in docs_driver.session(cwd, lines, fresh)]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def init(where: Path, name: str) -> Path:
@@ -233,9 +226,7 @@ def test_troubleshooting_messages_are_the_ones_printed(tmp_path):
     entries = [e for e in troubleshooting_entries() if e.tries]
     tries = [(entry, line) for entry in entries for line in entry.tries]
     lines = [line for _, line in tries]
-    half = len(lines) // 2  # two sessions, two cores: each in a project of its own
-    results = drive([(init(tmp_path / "one", "proj"), lines[:half]),
-                     (init(tmp_path / "two", "proj"), lines[half:])], fresh=True)
+    results = drive([(init(tmp_path, "proj"), lines)], fresh=True)
     failed = []
     for (entry, line), result in zip(tries, results):
         printed = printed_error(result)
