@@ -7,12 +7,18 @@ import re
 import signal
 import subprocess
 import shutil
+import socket
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from conftest import SEROTINY, run_cli
 from mlflow_server import free_port, mlflow_server
 from projects import git, store_client, store_runs
+from serotiny_core.tracking import TrackingSettings, embedded_store, remote
+from serotiny_core.tracking.worker import serve_command
 
 
 def only_run(where: Path | str, experiment: str = "proj", count: int = 1):
@@ -133,6 +139,32 @@ def test_a_killed_command_leaves_its_run_killed_not_running(project):
     run = ended_run(project, "gone")
     assert run.info.status == "KILLED"
     assert "ended without closing" in run.data.tags["serotiny.error"]
+
+
+def test_a_command_killed_while_its_requests_wait_leaves_its_run_killed(tmp_path, empty_store):
+    """The MLflow process may be behind the command when the command is killed: the reply
+    to a request still waiting then has nowhere to go, and the run must still end KILLED
+    (the MLflow process's own loop, on real channels and a real store)."""
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
+    settings = TrackingSettings.from_config(OmegaConf.create(embedded_store(tmp_path)), "proj")
+    ours, theirs = socket.socketpair()
+    replies_in, replies_out = os.pipe()
+    requests = Connection(ours.detach(), readable=False)
+    requests.send((1, "create", ({},), {}))
+    requests.send((2, "log_metrics", ({"loss": 1.0}, 0), {}))
+    requests.close()  # the command is gone,
+    os.close(replies_in)  # and nothing reads its replies
+    saved = dict(os.environ)
+    try:
+        done = serve_command(remote.Handover(os.getcwd(), saved, settings),
+                             Connection(theirs.detach(), writable=False),
+                             Connection(replies_out, readable=False))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert done is False
+    [run] = store_runs(tmp_path)
+    assert run.info.status == "KILLED"
 
 
 def test_a_sweep_killed_in_its_second_job_leaves_that_run_killed(project):

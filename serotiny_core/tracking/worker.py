@@ -617,7 +617,10 @@ def _answer_requests(tracker: Tracker | None, failure: tuple | None, requests: C
             return True
         number, method, args, kwargs = request
         reply = (False, failure) if tracker is None else _answer(tracker, method, args, kwargs)
-        remote.send(replies, ("reply", number, *reply))
+        try:
+            remote.send(replies, ("reply", number, *reply))
+        except remote.GONE:  # killed while this process still had its requests to do
+            return False
 
 
 def _print_to(streams: list[int]) -> None:
