@@ -1,14 +1,15 @@
 """Run documented shell commands as a user would: :func:`session`.
 
 A session is a start folder and a list of command lines. They run in order,
-as one shell session would (or, with ``fresh``, each from the start folder): ``cd DIR`` changes the folder for the lines after it, ``A && B``
-runs B when A succeeded, ``serotiny ...`` runs the real CLI's
-``main()`` in this process (imported once: seconds saved per command, which
-is what lets the suite afford every documented command; the suite's own
-runner leaves the process as it was after each), anything else runs in bash. ``serotiny train`` gets ``trainer.max_epochs=1`` in place of any
-epoch count, a sweep (``-m``) at most two values per swept key
-(``model.latent_dim=2,4,8`` runs 2 and 4) and an Optuna search one trial, so
-documented trainings stay short.
+as one shell session would (or, with ``fresh``, each from the start folder):
+``cd DIR`` changes the folder for the lines after it, ``A && B`` runs B when
+A succeeded, ``serotiny ...`` runs the real CLI's ``main()`` in this process
+(imported once: seconds saved per command, which is what lets the suite
+afford every documented command; the suite's own runner leaves the process
+as it was after each), anything else runs in bash. ``serotiny train`` gets
+``trainer.max_epochs=1`` in place of any epoch count, a sweep (``-m``) at
+most two values per swept key (``model.latent_dim=2,4,8`` runs 2 and 4) and
+an Optuna search one trial, so documented trainings stay short.
 
 Per command line it gives its exit code, what it printed and how long it took.
 """

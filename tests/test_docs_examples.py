@@ -167,15 +167,11 @@ def drive(sessions: list[tuple[Path, list[str]]], fresh: bool = False) -> list[d
     user's shell would: the environment's ``bin`` first on ``PATH``, none of the suite's
     debugging variables. ``fresh``: each line alone, from the folder. The results of all
     lines, in order."""
-    saved = dict(os.environ)
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    for inherited in ("HYDRA_FULL_ERROR", "SEROTINY_DEBUG"):
-        os.environ.pop(inherited, None)
-    try:
+    with pytest.MonkeyPatch.context() as shell:
+        shell.setenv("PATH", str(Path(sys.executable).parent), prepend=os.pathsep)
+        for inherited in ("HYDRA_FULL_ERROR", "SEROTINY_DEBUG"):
+            shell.delenv(inherited, raising=False)
         return [result for cwd, lines in sessions for result in docs_driver.session(cwd, lines, fresh)]
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def init(where: Path, name: str) -> Path:

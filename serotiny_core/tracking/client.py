@@ -131,8 +131,6 @@ class TrackingProcess:
         check_reachable(settings.tracking_uri, settings.credentials)
         self.settings = settings
         self._worker = _connect(settings)
-        self._process, self._requests, self._replies = (self._worker.process, self._worker.requests,
-                                                         self._worker.replies)
         self._sent = 0
         self._awaited: dict[int, tuple[bool, Any] | None] = {}
         self._opening: tuple[int, int] | None = None  # the opening request, and the state's
@@ -251,9 +249,9 @@ class TrackingProcess:
 
     def _send_message(self, message: Any) -> None:
         try:
-            remote.send(self._requests, message)
+            remote.send(self._worker.requests, message)
         except remote.GONE:
-            self._warn_once(f"the MLflow process ended (exit code {self._process.poll()})")
+            self._warn_once(f"the MLflow process ended (exit code {self._worker.process.poll()})")
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return self._wait(self._send(method, *args, awaited=True, **kwargs))
@@ -261,9 +259,9 @@ class TrackingProcess:
     def _wait(self, number: int) -> Any:
         while self._awaited[number] is PENDING:
             try:
-                self._handle(self._replies.recv())
+                self._handle(self._worker.replies.recv())
             except remote.GONE:
-                raise TrackingError(f"the MLflow process ended (exit code {self._process.wait()}) "
+                raise TrackingError(f"the MLflow process ended (exit code {self._worker.process.wait()}) "
                                     "before answering", hint="rerun with --debug") from None
         ok, value = self._awaited.pop(number)  # type: ignore[misc]
         if ok:
@@ -273,8 +271,8 @@ class TrackingProcess:
 
     def _read_waiting(self) -> None:
         try:
-            while self._replies.poll(0):
-                self._handle(self._replies.recv())
+            while self._worker.replies.poll(0):
+                self._handle(self._worker.replies.recv())
         except remote.GONE:
             return
 
@@ -301,7 +299,7 @@ class TrackingProcess:
         self._send_message(None)
         while True:
             try:
-                message = self._replies.recv()
+                message = self._worker.replies.recv()
             except remote.GONE:
                 self._worker.ended()
                 return

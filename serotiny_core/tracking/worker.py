@@ -577,7 +577,7 @@ def serve(requests: Connection, replies: Connection) -> None:
     while (taken := remote.take_over(requests)) is not None:
         streams, handover = taken
         _print_to(streams)
-        if not serve_command(handover, requests, replies) or not _forgot_stores():
+        if not serve_command(handover, requests, replies) or not _forget_stores():
             return
         remote.send(replies, remote.DONE)
 
@@ -594,16 +594,6 @@ def serve_command(handover: remote.Handover, requests: Connection, replies: Conn
     if tracker is not None and tracker.run_id and not tracker.ended:
         tracker.end("KILLED", "serotiny ended without closing the run")
     return done
-
-
-def _forgot_stores() -> bool:
-    """Whether MLflow's caches of the command's stores are emptied; a process that could
-    not (another MLflow's internals) ends, and the next command starts a fresh one."""
-    try:
-        _forget_stores()
-    except Exception:  # noqa: BLE001 - ending is the answer: the run is ended already
-        return False
-    return True
 
 
 def _answer_requests(tracker: Tracker | None, failure: tuple | None, requests: Connection,
@@ -639,24 +629,31 @@ def _take_place(handover: remote.Handover) -> None:
     os.environ.update(handover.environ)
 
 
-def _forget_stores() -> None:
-    """What MLflow keeps of the stores a command used: their objects by URI, their SQLAlchemy
-    engines (open SQLite files), the git facts of its project. The next command may track
-    elsewhere, or to a store deleted and made again at the same path, from another checkout."""
-    from mlflow.tracking._model_registry.registry import ModelRegistryStoreRegistry
-    from mlflow.tracking._tracking_service import utils
-    from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
-    from mlflow.tracking.context.registry import _run_context_provider_registry
+def _forget_stores() -> bool:
+    """Empty what MLflow keeps of the stores a command used: their objects by URI, their
+    SQLAlchemy engines (open SQLite files), the git facts of its project. The next command
+    may track elsewhere, or to a store deleted and made again at the same path, from another
+    checkout. False when it could not (another MLflow's internals): the process then ends,
+    and the next command starts a fresh one."""
+    try:
+        from mlflow.tracking._model_registry.registry import ModelRegistryStoreRegistry
+        from mlflow.tracking._tracking_service import utils
+        from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
+        from mlflow.tracking.context.registry import _run_context_provider_registry
 
-    TrackingStoreRegistry._get_store_with_resolved_uri.cache_clear()
-    ModelRegistryStoreRegistry._get_store_with_resolved_uri.cache_clear()
-    utils._artifact_repos_cache.clear()
-    for module in ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"):
-        engines = getattr(getattr(sys.modules.get(module), "SqlAlchemyStore", None), "_engine_map", {})
-        while engines:
-            engines.popitem()[1].dispose()
-    for provider in _run_context_provider_registry:
-        getattr(provider, "_cache", {}).clear()
+        TrackingStoreRegistry._get_store_with_resolved_uri.cache_clear()
+        ModelRegistryStoreRegistry._get_store_with_resolved_uri.cache_clear()
+        utils._artifact_repos_cache.clear()
+        for module in ("mlflow.store.tracking.sqlalchemy_store",
+                       "mlflow.store.model_registry.sqlalchemy_store"):
+            engines = getattr(getattr(sys.modules.get(module), "SqlAlchemyStore", None), "_engine_map", {})
+            while engines:
+                engines.popitem()[1].dispose()
+        for provider in _run_context_provider_registry:
+            getattr(provider, "_cache", {}).clear()
+    except Exception:  # noqa: BLE001 - ending is the answer: the command's run is ended already
+        return False
+    return True
 
 
 def main() -> None:
