@@ -131,16 +131,24 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def init_project(where: Path, store: Path | None = None) -> Path:
+    """``serotiny init proj`` in ``where`` (made if need be); with ``store``, a copy of it as
+    the project's MLflow store (see ``empty_store``)."""
+    where.mkdir(parents=True, exist_ok=True)
+    result = run_cli("init", "proj", cwd=where)
+    assert result.code == 0, result.text
+    if store is not None:
+        shutil.copyfile(store, where / "proj" / "mlflow.db")
+    return where / "proj"
+
+
 @pytest.fixture
 def fresh_project(tmp_path: Path) -> Path:
     """A project written by ``serotiny init``, as it is: no MLflow store yet."""
-    result = run_cli("init", "proj", cwd=tmp_path)
-    assert result.code == 0, result.text
-    return tmp_path / "proj"
+    return init_project(tmp_path)
 
 
 @pytest.fixture
-def project(fresh_project: Path, empty_store: Path) -> Path:
+def project(tmp_path: Path, empty_store: Path) -> Path:
     """A project written by ``serotiny init``, its MLflow store's tables made (see ``empty_store``)."""
-    shutil.copyfile(empty_store, fresh_project / "mlflow.db")
-    return fresh_project
+    return init_project(tmp_path, empty_store)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import run_cli
+from conftest import init_project, run_cli
 from projects import manifest_frame
 
 # trainer.max_epochs is left out: -1 means "train forever" to Lightning.
@@ -57,9 +57,7 @@ def check(code: int, text: str) -> None:
 
 @pytest.fixture(scope="module")
 def fuzz_project(tmp_path_factory) -> Path:
-    where = tmp_path_factory.mktemp("fuzz")
-    assert run_cli("init", "proj", cwd=where).code == 0
-    return where / "proj"
+    return init_project(tmp_path_factory.mktemp("fuzz"))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEROTINY, Result, run_cli
+from conftest import SEROTINY, Result, init_project, run_cli
 from projects import store_client, sweep_runs, write
 
 pytestmark = pytest.mark.slow
@@ -56,9 +56,7 @@ def assert_no_sacct_noise(result: Result) -> None:
 
 def new_project(factory: pytest.TempPathFactory, name: str) -> Path:
     """A project written by ``serotiny init``, for a module-scoped fixture."""
-    root = factory.mktemp(name)
-    assert run_cli("init", "proj", cwd=root).code == 0
-    return root / "proj"
+    return init_project(factory.mktemp(name))
 
 
 @pytest.fixture(scope="module")

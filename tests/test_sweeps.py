@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import init_project, run_cli
 from projects import all_runs, manifest, store_client, sweep_runs
 
 ONE_EPOCH = ("trainer.max_epochs=1", "trainer.callbacks=[]")
@@ -112,10 +111,7 @@ def test_the_next_joblib_sweep_in_the_same_process_runs_in_its_own_project(tmp_p
     """Joblib's workers end with the command: a second command of the process (a notebook's)
     imports its own project's package in its jobs, not the first project's, kept by a worker."""
     for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-        assert run_cli("init", "proj", cwd=tmp_path / name).code == 0
-        project = tmp_path / name / "proj"
-        shutil.copyfile(empty_store, project / "mlflow.db")
+        project = init_project(tmp_path / name, empty_store)
         manifest(project / "data" / "manifest.csv", rows=60, features=16)
         (project / "proj" / f"{name}.py").write_text(
             "from pytorch_lightning import Callback\n\nclass Marker(Callback):\n    pass\n")

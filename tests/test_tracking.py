@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from conftest import SEROTINY, run_cli
+from conftest import SEROTINY, init_project, run_cli
 from mlflow_server import free_port, mlflow_server
 from projects import git, store_client, store_runs
 from serotiny_core.tracking import TrackingSettings, embedded_store, remote
@@ -286,10 +286,7 @@ def test_a_kept_mlflow_process_serves_the_next_command_as_its_own(tmp_path, empt
     probe = tmp_path / "workers.txt"
     projects = []
     for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-        assert run_cli("init", "proj", cwd=tmp_path / name).code == 0
-        project = tmp_path / name / "proj"
-        shutil.copyfile(empty_store, project / "mlflow.db")
+        project = init_project(tmp_path / name, empty_store)
         (project / "proj" / "probe.py").write_text(WORKER_PROBE)
         (project / "proj" / "config" / "trainer" / "callbacks" / "probe.yaml").write_text(
             "- _target_: proj.probe.WorkerProbe\n")
