@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import pytorch_lightning
 
 from conftest import make_plugin, run_cli
@@ -178,6 +179,28 @@ def test_trainer_logger_and_mlflow_fluent_api_write_to_the_job(project, site, si
     assert (folder / "fluent.json").read_text() == f'{{"run_id": "{run.info.run_id}"}}'
     assert [a.path for a in client.list_artifacts(run.info.run_id, "fluent")] == ["fluent/fluent.json"]
     assert len(store_runs(project)) == 1  # no run of its own
+
+
+def test_fluent_api_writes_to_the_job_though_the_process_pinned_another_store(
+        project, site, site_env, tmp_path, monkeypatch):
+    """A notebook that used MLflow (or Lightning's MLFlowLogger) pinned its tracking URI with
+    ``mlflow.set_tracking_uri``: the job's fluent calls still reach the job's run, and the
+    notebook's URI is back afterwards."""
+    import mlflow
+
+    make_plugin(site, "serotiny-fluentplug", "0.1", "fluentplug", "fluentplug.callbacks", FLUENT_PLUGIN)
+    notebook = f"sqlite:///{tmp_path / 'notebook.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", notebook)  # set_tracking_uri sets it: put back after
+    mlflow.set_tracking_uri(notebook)
+    try:
+        result = run_cli("train", "trainer.max_epochs=1", "+trainer.callbacks=[{_target_:Fluent}]",
+                         cwd=project, env=site_env)
+        assert mlflow.get_tracking_uri() == notebook
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert result.code == 0, result.text
+    run = the_run(project)
+    assert run.info.status == "FINISHED" and run.data.metrics["fluent_metric"] == 1.5
 
 
 def test_a_failed_job_stays_failed_when_its_code_used_mlflow(project, site, site_env):

@@ -8,7 +8,10 @@ job's run becomes MLflow's active run in this process: at once when MLflow
 is already imported, else the moment user code imports it (a one-time
 import hook), so nothing is paid by jobs that never use it. The tracking
 URI and experiment are set in the environment for code that builds its own
-``MlflowClient()``.
+``MlflowClient()``. A tracking URI that earlier code in the process pinned
+with ``mlflow.set_tracking_uri`` (a notebook's cell, Lightning's
+``MLFlowLogger``) wins over the environment in MLflow, so for the job it is
+pointed at the job's store, and put back when the job ends.
 
 When the job ends, the run is taken off MLflow's stack with the job's own
 status, after MLflow's asynchronous logging is flushed; MLflow's exit
@@ -29,6 +32,9 @@ from serotiny_core.errors import one_line
 
 log = logging.getLogger("serotiny")
 _run_id: str | None = None
+_tracking_uri: str | None = None
+# The tracking URI the process had pinned with mlflow.set_tracking_uri, while the job's is.
+_pinned: str | None = None
 # The job's run as (experiment id, run id), asked for only when the job's code uses MLflow:
 # waiting for the run to be open would otherwise stall the start of every job.
 _opened: Callable[[], tuple[str, str]] | None = None
@@ -70,6 +76,7 @@ def _resume(mlflow: Any) -> None:
     try:
         experiment_id, _run_id = _opened()
         os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_id
+        _pin(mlflow)
         active = mlflow.active_run()
         if active is None or active.info.run_id != _run_id:
             mlflow.start_run(run_id=_run_id)
@@ -77,10 +84,19 @@ def _resume(mlflow: Any) -> None:
         log.warning("mlflow's fluent API is not bound to the job's run: %s", one_line(error)[:200])
 
 
+def _pin(mlflow: Any) -> None:
+    """The job's tracking URI over one the process pinned (with the environment's, the same)."""
+    global _pinned
+    current = mlflow.get_tracking_uri()
+    if current != _tracking_uri:
+        _pinned = current
+        mlflow.set_tracking_uri(_tracking_uri)
+
+
 def attach(tracking_uri: str, opened: Callable[[], tuple[str, str]]) -> None:
     """From now on, ``mlflow.*`` in this process logs to the run ``opened()`` names."""
-    global _opened
-    _opened = opened
+    global _opened, _tracking_uri
+    _opened, _tracking_uri = opened, tracking_uri
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     if "mlflow" in sys.modules:
         _resume(sys.modules["mlflow"])
@@ -89,9 +105,11 @@ def attach(tracking_uri: str, opened: Callable[[], tuple[str, str]]) -> None:
 
 
 def detach(status: str) -> None:
-    """End the fluent API's hold on the run with the job's ``status``, its logging flushed."""
-    global _run_id, _opened
+    """End the fluent API's hold on the run with the job's ``status``, its logging flushed; the
+    process's own pinned tracking URI back."""
+    global _run_id, _opened, _pinned
     run_id, _run_id, _opened = _run_id, None, None
+    pinned, _pinned = _pinned, None
     _remove_hook()
     mlflow = sys.modules.get("mlflow")
     if run_id is None or mlflow is None:
@@ -103,3 +121,6 @@ def detach(status: str) -> None:
             mlflow.end_run(status)
     except Exception as error:  # noqa: BLE001 - the MLflow process still ends the run
         log.warning("mlflow's fluent API did not end the job's run cleanly: %s", one_line(error)[:200])
+    finally:
+        if pinned is not None:
+            mlflow.set_tracking_uri(pinned)
