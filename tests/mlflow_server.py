@@ -40,6 +40,8 @@ class Server:
             [mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{folder}/server.db",
              "--artifacts-destination", str(folder / "server-artifacts")],
+            # Without MLflow's job runner (GenAI jobs), which starts eight more processes.
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def stop(self) -> None:
