@@ -88,6 +88,15 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return (os.cpu_count() or 1) + 1
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort): the workers start on the long ones and the short ones
+    fill the end, instead of one worker running the last long test alone. xdist hands each
+    worker the next test as it frees up (``--maxschedchunk 1``): a module-scoped fixture is
+    made again by each worker that runs one of its tests, so an expensive one (a SLURM sweep)
+    belongs to one test."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The xdist controller (or the only process) ends once all workers have: stop SLURM."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):

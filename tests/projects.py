@@ -143,6 +143,19 @@ def sweep_runs(where: Path | str) -> tuple[list[Run], list[Run]]:
     return parents, [r for r in found if r not in parents]
 
 
+def check_parent_and_children(where: Path | str, jobs: dict[str, str]) -> tuple[Run, list[Run]]:
+    """One FINISHED sweep parent whose FINISHED children ran ``jobs`` (job number -> a swept
+    override); the parent and its children."""
+    [parent], children = sweep_runs(where)
+    assert parent.info.status == "FINISHED", parent.data.tags
+    tags = [child.data.tags for child in children]
+    assert all(t["mlflow.parentRunId"] == parent.info.run_id for t in tags)
+    assert len(tags) == len(jobs)
+    assert all(jobs[t["serotiny.job_num"]] in t["serotiny.sweep_job"].split() for t in tags)
+    assert all(child.info.status == "FINISHED" for child in children)
+    return parent, children
+
+
 def seed_project(root: Path) -> Path:
     """The seed's layout (.serotiny + package/config), its YAML examples verbatim."""
     config = root / "a_tiny_project" / "config"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import make_plugin, run_cli
 from projects import widgets, write
 
@@ -89,6 +91,7 @@ def serotiny_components():
     assert bare.code == 2 and "one:Widget" in bare.err and "two:Widget" in bare.err
 
 
+@pytest.mark.slow
 def test_generated_options_compose_in_joblib_workers(project):
     """joblib composes each job in a worker process, from the pickled config loader."""
     result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",

@@ -52,7 +52,7 @@ def write_dist_info(site: Path) -> None:
     (info / "entry_points.txt").write_text(f"[serotiny.plugins]\n{lines}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding the installed example plugin, for PYTHONPATH."""
     work = tmp_path_factory.mktemp("example")
@@ -82,9 +82,11 @@ def test_example_ships_its_configs_as_package_data():
         assert set((EXAMPLE / package).rglob("*.yaml")) <= files
 
 
-def test_example_plugin_is_listed(example_site, tmp_path):
+@pytest.mark.slow
+def test_example_plugin_is_listed_trains_and_passes_its_own_tests(project, example_site, tmp_path):
+    env = plugin_env(example_site)
     name, version, entry_points = example_metadata()
-    result = run_cli("list-components", "--json", cwd=tmp_path, env=plugin_env(example_site))
+    result = run_cli("list-components", "--json", cwd=tmp_path, env=env)
     assert result.code == 0, result.text
     listing = json.loads(result.out)
     assert listing["broken"] == []
@@ -98,10 +100,6 @@ def test_example_plugin_is_listed(example_site, tmp_path):
     assert ours["LoadScaledColumns"]["kind"] == "loader"
     assert ours["LoadScaledColumns"]["target"] == "serotiny_example.loaders.LoadScaledColumns"
     assert "TabularVAE" in {c["name"] for c in listing["components"]}
-
-
-def test_example_plugin_trains_and_passes_its_own_tests(project, example_site, tmp_path):
-    env = plugin_env(example_site)
     # The example's own test suite, as its author runs it, beside the training below.
     own_tests = tmp_path / "example-tests"
     shutil.copytree(EXAMPLE / "tests", own_tests)
@@ -141,6 +139,7 @@ def test_projects_page_shows_the_tested_seed_examples_verbatim():
         assert tested in blocks
 
 
+@pytest.mark.slow
 def test_docs_build_without_warnings(tmp_path):
     out = tmp_path / "html"
     build = subprocess.run(

@@ -117,6 +117,7 @@ def lightning_project(project: Path, site: Path, extra: str = "") -> None:
     (config / "trainer" / "callbacks" / "lit.yaml").write_text(LIT_CALLBACKS)
 
 
+@pytest.mark.slow
 def test_plugin_on_lightning_pytorch_trains_tests_and_predicts(project, site, site_env):
     lightning_project(project, site)
     # The project's trainer names pytorch_lightning.Trainer; the model decides.

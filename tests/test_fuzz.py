@@ -60,6 +60,7 @@ def fuzz_project(tmp_path_factory) -> Path:
     return init_project(tmp_path_factory.mktemp("fuzz"))
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 @given(overrides=st.lists(OVERRIDE, min_size=1, max_size=3))
 def test_broken_configs_never_traceback(fuzz_project, overrides):
@@ -68,6 +69,7 @@ def test_broken_configs_never_traceback(fuzz_project, overrides):
     check(result.code, result.text)
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(dropped=st.lists(st.sampled_from(["split", "feature_0", "sample_id"]), max_size=2),
        rows=st.integers(min_value=0, max_value=40),

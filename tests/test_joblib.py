@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from projects import manifest, seed_project, store_client, store_runs
+from projects import check_parent_and_children, manifest, seed_project, store_client, store_runs
 
 JOBLIB = ("-m", "hydra/launcher=joblib", "trainer.max_epochs=1", "trainer.callbacks=[]")
 
@@ -37,26 +37,20 @@ def finished_runs(root: Path, count: int) -> list:
 
 
 @pytest.mark.slow
-def test_joblib_jobs_train_with_dataloader_workers(seed):
-    result = sweep(seed, "hydra.launcher.n_jobs=2", "model.latent_dim=2,3")
-    assert result.code == 0, result.text
-    assert "pickle error" not in result.text
-    runs = finished_runs(seed, 2)
-    assert sorted(r.data.params["model/latent_dim"] for r in runs) == ["2", "3"]
-    assert all(r.data.params["data/num_workers"] == "1" for r in runs)
-
-
-@pytest.mark.slow
-def test_six_parallel_joblib_jobs_on_one_sqlite_store_lose_nothing(seed):
+def test_six_parallel_joblib_jobs_with_dataloader_workers_on_one_sqlite_store_lose_nothing(seed):
     result = sweep(seed, "hydra.launcher.n_jobs=6", "model.latent_dim=2,3,4,5,6,7")
     assert result.code == 0, result.text
+    assert "pickle error" not in result.text
     runs = finished_runs(seed, 6)
     assert sorted(int(r.data.params["model/latent_dim"]) for r in runs) == [2, 3, 4, 5, 6, 7]
+    assert all(r.data.params["data/num_workers"] == "1" for r in runs)
     assert len({r.info.run_name for r in runs}) == 6
     summary = result.out[result.out.index("multirun summary"):]
     assert all(run.info.run_id in summary for run in runs)
+    check_parent_and_children(seed, {str(job): f"model.latent_dim={job + 2}" for job in range(6)})
 
 
+@pytest.mark.slow
 def test_debug_shows_the_joblib_jobs_own_traceback(seed):
     result = sweep(seed, "hydra.launcher.n_jobs=2", "model.latent_dim=2,3", "data.batch_size=-3",
                    debug=True)

@@ -48,6 +48,7 @@ def artifacts(project: Path, run_id: str, folder: str = "") -> set[str]:
     return {a.path for a in store_client(project).list_artifacts(run_id, folder)}
 
 
+@pytest.mark.slow
 def test_the_model_predicts_what_serotiny_predict_writes_in_a_fresh_process(small, tmp_path):
     run_id = train(small, "mlflow.run_name=alpha")
     assert "model/MLmodel" in artifacts(small, run_id, "model")
@@ -77,6 +78,7 @@ def test_registered_model_name_adds_a_version_per_run_and_log_model_false_skips(
     assert not artifacts(small, unlogged, "model")
 
 
+@pytest.mark.slow
 def test_a_registered_model_is_served_over_http(small):
     train(small, "mlflow.run_name=alpha", "mlflow.registered_model_name=cells")
     port = free_port()

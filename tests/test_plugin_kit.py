@@ -48,6 +48,7 @@ def cell_shapes(tmp_path: Path, site: Path) -> Path:
     return source
 
 
+@pytest.mark.slow
 def test_a_scaffolded_plugin_installs_lists_and_passes_its_own_tests(cell_shapes, site_env, tmp_path):
     listed = run_cli("list-components", cwd=tmp_path, env=site_env)
     assert listed.code == 0, listed.text

@@ -42,6 +42,7 @@ def test_an_in_process_run_leaves_the_process_as_it_was(serotiny_project, run_se
     assert "proj" not in sys.modules
 
 
+@pytest.mark.slow
 def test_a_subprocess_run_reports_its_run_and_errors(serotiny_project, run_serotiny, mlflow_runs):
     trained = run_serotiny("train", subprocess=True)
     assert trained.code == 0, trained.text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import SEROTINY, run_cli
@@ -82,6 +83,7 @@ def test_a_run_that_finishes_after_a_resume_has_no_stale_error(project):
     assert run.info.status == "FINISHED" and "serotiny.error" not in run.data.tags
 
 
+@pytest.mark.slow
 def test_two_trains_started_together_on_a_fresh_store(fresh_project):
     project = fresh_project
     assert not (project / "mlflow.db").exists()

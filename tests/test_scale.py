@@ -1,4 +1,4 @@
-"""Scaling out for real: DDP on 2 CPU processes, launchers, Optuna; DDP and launchers in subprocesses."""
+"""Scaling out for real: DDP on 2 CPU processes (in subprocesses), launchers, Optuna."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import Result, run_cli
-from projects import store_runs
+from projects import check_parent_and_children, store_runs
 from serotiny_core.job import RANK_VARIABLES, SHARED_JOB_ENV, global_rank, rank_overrides
 
 ONE_EPOCH = "trainer.max_epochs=1"
@@ -121,10 +121,11 @@ def test_packaged_ddp_trainer_and_example_launcher_and_sweeper_compose(project):
 
 
 @pytest.mark.slow
-def test_submitit_local_runs_two_jobs_with_runs_and_summary(project):
+def test_submitit_local_runs_two_jobs_with_runs_and_summary_children_of_the_parent(project):
     result = run_cli("train", "-m", "hydra/launcher=submitit_local", "model.latent_dim=2,4",
-                     ONE_EPOCH, "mlflow.run_name=sweep", cwd=project, subprocess=True)
+                     ONE_EPOCH, "mlflow.run_name=sweep", cwd=project)
     assert result.code == 0, result.text
+    check_parent_and_children(project, {"0": "model.latent_dim=2", "1": "model.latent_dim=4"})
     found = store_runs(project, jobs_only=True)
     assert sorted(r.info.run_name for r in found) == ["sweep-0", "sweep-1"]
     assert all(r.info.status == "FINISHED" for r in found)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import run_cli
@@ -83,6 +84,7 @@ def test_secrets_are_recorded_nowhere(project):
     assert len([p for p in project.rglob("result.json")]) == 1  # serotiny's files were searched
 
 
+@pytest.mark.slow
 def test_credentials_in_the_tracking_uri_reach_the_server_and_no_file(project, tmp_path):
     password = "pa55-word-c0ffee"
     with mlflow_server(tmp_path / "server") as server:

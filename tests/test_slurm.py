@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEROTINY, Result, init_project, run_cli
+from conftest import SEROTINY, Result, run_cli
 from projects import store_client, sweep_runs, write
 
 pytestmark = pytest.mark.slow
@@ -54,22 +54,9 @@ def assert_no_sacct_noise(result: Result) -> None:
     assert "sacct" not in result.text and "accounting storage is disabled" not in result.text
 
 
-def new_project(factory: pytest.TempPathFactory, name: str) -> Path:
-    """A project written by ``serotiny init``, for a module-scoped fixture."""
-    return init_project(factory.mktemp(name))
-
-
-@pytest.fixture(scope="module")
-def two_jobs(tmp_path_factory, slurm) -> tuple[Path, Result]:
-    """A project and the output of its 2-job sweep on SLURM."""
-    project = new_project(tmp_path_factory, "two-jobs")
-    return project, run_cli("train", "-m", *ON_THIS_MACHINE, "model.latent_dim=2,4",
-                            "trainer.max_epochs=1", "mlflow.run_name=sweep", cwd=project,
-                            env=slurm.env)
-
-
-def test_a_sweep_runs_each_job_through_sbatch_into_a_finished_run(two_jobs):
-    project, result = two_jobs
+def test_a_sweep_runs_each_job_through_sbatch_into_a_finished_run_a_child_of_its_parent(project, slurm):
+    result = run_cli("train", "-m", *ON_THIS_MACHINE, "model.latent_dim=2,4", "trainer.max_epochs=1",
+                     "mlflow.run_name=sweep", cwd=project, env=slurm.env)
     assert result.code == 0, result.text
     assert_no_sacct_noise(result)
     # one SLURM job array, one task per sweep job, each with its log
@@ -78,11 +65,14 @@ def test_a_sweep_runs_each_job_through_sbatch_into_a_finished_run(two_jobs):
     [array] = {log.parent.name.split("_")[0] for log in logs}
     for number, log in enumerate(logs):
         assert f"JobEnvironment(job_id={array}_{number}, hostname=" in log.read_text()
-    found = sweep_runs(project)[1]
-    assert sorted(run.info.run_name for run in found) == ["sweep-0", "sweep-1"]
-    assert all(run.info.status == "FINISHED" for run in found)
-    assert sorted(run.data.params["model/latent_dim"] for run in found) == ["2", "4"]
+    [parent], children = sweep_runs(project)
+    assert sorted(run.info.run_name for run in children) == ["sweep-0", "sweep-1"]
+    assert all(run.info.status == "FINISHED" for run in children)
+    assert sorted(run.data.params["model/latent_dim"] for run in children) == ["2", "4"]
     assert "multirun summary" in result.out
+    # the sweep's parent run: one parent per sweep, one child per job
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert sorted(c.data.tags["serotiny.job_num"] for c in children) == ["0", "1"]
 
 
 def test_ddp_across_two_slurm_tasks_makes_one_run_with_one_history(project, slurm):
@@ -143,31 +133,21 @@ def cancel_after_first_checkpoint(project: Path, slurm) -> Result:
     return Result(proc.returncode, out, err)
 
 
-@pytest.fixture(scope="module")
-def cancelled(tmp_path_factory, slurm) -> tuple[Path, Result]:
-    """A project whose one-job sweep was cancelled with scancel after its first epoch."""
-    project = slow_project(new_project(tmp_path_factory, "cancelled"))
-    return project, cancel_after_first_checkpoint(project, slurm)
-
-
-def test_scancel_ends_the_job_its_run_killed_with_its_checkpoint(cancelled):
-    project, result = cancelled
+def test_scancel_ends_the_job_its_run_killed_and_the_same_command_resumes_it(project, slurm):
+    project = slow_project(project)
+    result = cancel_after_first_checkpoint(project, slurm)
     assert result.code != 0, result.text
     errors = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.err[-3000:]
     assert "(state: CANCELLED" in errors[0] and "train interrupted; last checkpoint:" in errors[0]
     assert_no_sacct_noise(result)
-    [run] = sweep_runs(project)[1]
-    assert run.info.status == "KILLED"
-    uploaded = [a.path for a in store_client(project).list_artifacts(run.info.run_id, "checkpoints")]
+    [before] = sweep_runs(project)[1]
+    assert before.info.status == "KILLED"
+    uploaded = [a.path for a in store_client(project).list_artifacts(before.info.run_id, "checkpoints")]
     assert "checkpoints/last.ckpt" in uploaded, uploaded
 
-
-# Needs the sweep resume (a sweep's parent run, its jobs' child runs found again by their
-# overrides): re-running the sweep command resumes the cancelled job in its own child run.
-def test_the_same_command_again_resumes_the_cancelled_job(cancelled, slurm):
-    project, _ = cancelled
-    [before] = sweep_runs(project)[1]
+    # The sweep resume (a sweep's parent run, its jobs' child runs found again by their
+    # overrides): the same command again resumes the cancelled job in its own child run.
     again = run_cli(*SLOW_SWEEP, cwd=project, env=slurm.env)
     assert again.code == 0, again.text
     parents, children = sweep_runs(project)
@@ -177,14 +157,3 @@ def test_the_same_command_again_resumes_the_cancelled_job(cancelled, slurm):
     assert child.info.status == "FINISHED"
     steps = epochs_logged(project, child)
     assert len(steps) == 3 and len(set(steps)) == 3, steps  # resumed, not restarted
-
-
-# Needs the sweep's parent run: one parent per sweep, one child per job.
-def test_a_slurm_sweep_is_one_parent_run_with_a_child_per_job(two_jobs):
-    project, result = two_jobs
-    assert result.code == 0, result.text
-    [parent], children = sweep_runs(project)
-    assert len(children) == 2
-    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
-    assert sorted(c.data.tags["serotiny.job_num"] for c in children) == ["0", "1"]
-    assert all(c.info.status == "FINISHED" for c in children)

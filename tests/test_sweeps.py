@@ -1,7 +1,8 @@
 """A train sweep is one MLflow parent run with a child run per job, and a re-run resumes it.
 
 The real CLI on a real SQLite store. Interrupting and resuming a sweep is
-in tests/test_interrupt_sweep.py (it needs signals, so subprocesses).
+in tests/test_interrupt_sweep.py (it needs signals, so subprocesses); the parent and
+children of a joblib and of a submitit sweep in tests/test_joblib.py and tests/test_scale.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import init_project, run_cli
-from projects import all_runs, manifest, store_client, sweep_runs
+from projects import all_runs, check_parent_and_children, manifest, store_client, sweep_runs
 
 ONE_EPOCH = ("trainer.max_epochs=1", "trainer.callbacks=[]")
 
@@ -34,18 +35,6 @@ def store_state(project: Path) -> dict:
                                for key in run.data.metrics},
                               sorted(a.path for a in client.list_artifacts(run.info.run_id)))
             for run in all_runs(project)}
-
-
-def check_parent_and_children(project: Path, jobs: dict[str, str]) -> tuple:
-    """One FINISHED parent whose FINISHED children ran ``jobs`` (job number -> a swept override)."""
-    [parent], children = sweep_runs(project)
-    assert parent.info.status == "FINISHED", parent.data.tags
-    tags = [child.data.tags for child in children]
-    assert all(t["mlflow.parentRunId"] == parent.info.run_id for t in tags)
-    assert len(tags) == len(jobs)
-    assert all(jobs[t["serotiny.job_num"]] in t["serotiny.sweep_job"].split() for t in tags)
-    assert all(child.info.status == "FINISHED" for child in children)
-    return parent, children
 
 
 @pytest.mark.slow
@@ -92,21 +81,6 @@ def test_a_sweep_is_a_parent_run_and_a_rerun_changes_nothing_unless_fresh(small)
 
 
 @pytest.mark.slow
-def test_submitit_local_jobs_are_children_of_the_parent(small):
-    result = run_cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                     "model.latent_dim=2,3", *ONE_EPOCH, cwd=small, timeout=240)
-    assert result.code == 0, result.text
-    check_parent_and_children(small, {"0": "model.latent_dim=2", "1": "model.latent_dim=3"})
-
-
-@pytest.mark.slow
-def test_joblib_jobs_are_children_of_the_parent(small):
-    result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                     "model.latent_dim=2,3", *ONE_EPOCH, cwd=small)
-    assert result.code == 0, result.text
-    check_parent_and_children(small, {"0": "model.latent_dim=2", "1": "model.latent_dim=3"})
-
-
 def test_the_next_joblib_sweep_in_the_same_process_runs_in_its_own_project(tmp_path, empty_store):
     """Joblib's workers end with the command: a second command of the process (a notebook's)
     imports its own project's package in its jobs, not the first project's, kept by a worker."""

@@ -12,6 +12,7 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from conftest import SEROTINY, init_project, run_cli
@@ -72,6 +73,7 @@ def test_tracking_off_keeps_checkpoints_on_disk(fresh_project):
     assert list(project.glob("outputs/train/*/*/checkpoints/last.ckpt"))
 
 
+@pytest.mark.slow
 def test_sigint_then_the_same_command_resumes_the_same_run(project):
     # batch_size=4: about a second an epoch, slow enough to interrupt mid-training
     command = [SEROTINY, "train", "trainer.max_epochs=6", "mlflow.run_name=long", "data.batch_size=4",
@@ -101,6 +103,7 @@ def test_sigint_then_the_same_command_resumes_the_same_run(project):
     assert again.code == 0 and "nothing to do" in again.text
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_run_killed(project):
     proc = subprocess.Popen([SEROTINY, "train", "trainer.max_epochs=50", "mlflow.run_name=term",
                              "data.batch_size=4"],
@@ -133,6 +136,7 @@ def killed(*args: str, project: Path, once: str) -> None:
     proc.wait()
 
 
+@pytest.mark.slow
 def test_a_killed_command_leaves_its_run_killed_not_running(project):
     killed("train", "trainer.max_epochs=50", "mlflow.run_name=gone", project=project,
            once="outputs/train/*/*/checkpoints/last.ckpt")
@@ -167,6 +171,7 @@ def test_a_command_killed_while_its_requests_wait_leaves_its_run_killed(tmp_path
     assert run.info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_in_its_second_job_leaves_that_run_killed(project):
     """The MLflow process that served the first job serves the second: killed then, it ends
     the second job's run, and the first stays FINISHED."""
@@ -178,6 +183,7 @@ def test_a_sweep_killed_in_its_second_job_leaves_that_run_killed(project):
     assert "ended without closing" in second.data.tags["serotiny.error"]
 
 
+@pytest.mark.slow
 def test_real_server_records_params_tags_metrics_artifacts(project, tmp_path):
     with mlflow_server(tmp_path) as server:
         result = run_cli("train", "trainer.max_epochs=2", f"mlflow.tracking_uri={server.uri}",
@@ -216,6 +222,7 @@ def test_server_down_at_start_fails_fast_with_the_uri(project):
     assert uri in line and "Traceback" not in result.text
 
 
+@pytest.mark.slow
 def test_server_killed_mid_training_does_not_stop_training(project, tmp_path):
     with mlflow_server(tmp_path) as server:
         proc = subprocess.Popen([SEROTINY, "train", "trainer.max_epochs=8", "trainer.callbacks=[]",
@@ -305,6 +312,7 @@ def test_a_kept_mlflow_process_serves_the_next_command_as_its_own(tmp_path, empt
         assert tags["mlflow.user"] == f"{name}-user"
 
 
+@pytest.mark.slow
 def test_a_command_whose_kept_mlflow_process_was_killed_starts_another(project):
     """kill -9 of the MLflow process while it waits for the next command: that command
     starts a new one and tracks as usual."""
