@@ -194,7 +194,6 @@ def _runnable(page: Path) -> list[Block]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in PAGES if _runnable(p)], ids=lambda p: p.name)
-@pytest.mark.slow
 def test_runnable_blocks_run_as_written(page, tmp_path):
     blocks = _runnable(page)
     commands = [(block, *command) for block in blocks for command in block.commands]

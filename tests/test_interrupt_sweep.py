@@ -27,7 +27,6 @@ def runs_by_status(project) -> dict[str, str]:
 # logging's at-fork hook, which ignores it, or ending the workers, which failed the run.
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.0, 0.3, 1.5])
-@pytest.mark.slow
 def test_ctrl_c_on_a_sweep_stops_it(project, delay):
     command = [SEROTINY, "train", "-m", "model.latent_dim=2,3,4", "mlflow.run_name=swept",
                "trainer.max_epochs=2000", "data.batch_size=1000", "data.num_workers=4",

@@ -85,7 +85,9 @@ def _resume(mlflow: Any) -> None:
 
 
 def _pin(mlflow: Any) -> None:
-    """The job's tracking URI over one the process pinned (with the environment's, the same)."""
+    """Point MLflow at the job's tracking URI where the process pinned another with
+    ``mlflow.set_tracking_uri`` (else MLflow reads the job's from the environment already);
+    the pinned one is kept for :func:`detach`."""
     global _pinned
     current = mlflow.get_tracking_uri()
     if current != _tracking_uri:
